@@ -1,0 +1,84 @@
+"""The public ops: sqrtm, inv_sqrtm, sqrtm_and_inv_sqrtm, lyapunov."""
+
+from __future__ import annotations
+
+import torch
+
+from . import plan as plan_mod
+from .autograd import Lyapunov, MatrixRoots
+from .coefficients import scaled_ns_schedule
+from .reference import symmetrize
+from .validation import check_matrix_batch, check_values
+
+
+def _roots(name, a, outputs, method, eps, check, backend, **options):
+    check_matrix_batch(name, "A", a)
+    batch_shape, n = a.shape[:-2], a.shape[-1]
+    plan = plan_mod.resolve(a, method, backend, **options)
+    work = a.reshape(-1, n, n).to(plan.compute_dtype)
+    # Only the symmetric part is used; the gradient is therefore symmetric too.
+    work = symmetrize(work)
+    if eps:
+        work = work + eps * torch.eye(n, dtype=work.dtype, device=work.device)
+    if check:
+        check_values(name, work, batch_shape, need_definite=outputs != "sqrt")
+    result = MatrixRoots.apply(work, plan, outputs)
+    restore = lambda t: t.reshape(*batch_shape, n, n).to(a.dtype)  # noqa: E731
+    if outputs == "both":
+        return restore(result[0]), restore(result[1])
+    return restore(result)
+
+
+def sqrtm(A: torch.Tensor, *, method: str = "auto", eps: float = 0.0, check: bool = False,
+          backend: str = "auto", degree=None, iterations=None, max_condition=None, precision=None) -> torch.Tensor:
+    """Principal square root of a batch (..., n, n) of symmetric positive semidefinite matrices.
+
+    method: "auto" (default; see `tritonsqrt.auto_method`), "scaled_ns", "ns", "mpa", "mtp", "eigh".
+    eps: adds eps * I first. check: validate values (synchronises). backend: "auto", "torch",
+    "triton". degree (mtp: int, mpa: int or (num, den)), iterations (ns), max_condition (the
+    condition number the iterative schedules are designed for), precision (Triton tl.dot input
+    precision: "ieee", "tf32x3", "tf32"). The result has A's shape, dtype and device.
+    """
+    return _roots("sqrtm", A, "sqrt", method, eps, check, backend, degree=degree, iterations=iterations,
+                  max_condition=max_condition, precision=precision)
+
+
+def inv_sqrtm(A: torch.Tensor, *, method: str = "auto", eps: float = 0.0, check: bool = False,
+              backend: str = "auto", degree=None, iterations=None, max_condition=None, precision=None) -> torch.Tensor:
+    """Inverse principal square root A^(-1/2) of a batch of symmetric positive definite matrices.
+
+    Keywords as for `sqrtm`. A zero matrix gives diag(+inf) (no NaN).
+    """
+    return _roots("inv_sqrtm", A, "inv", method, eps, check, backend, degree=degree, iterations=iterations,
+                  max_condition=max_condition, precision=precision)
+
+
+def sqrtm_and_inv_sqrtm(A: torch.Tensor, *, method: str = "auto", eps: float = 0.0, check: bool = False,
+                        backend: str = "auto", degree=None, iterations=None, max_condition=None,
+                        precision=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A^(1/2), A^(-1/2)); one pass for the Newton–Schulz methods and eigh. Keywords as for `sqrtm`."""
+    return _roots("sqrtm_and_inv_sqrtm", A, "both", method, eps, check, backend, degree=degree,
+                  iterations=iterations, max_condition=max_condition, precision=precision)
+
+
+def lyapunov(S: torch.Tensor, C: torch.Tensor, *, max_condition: float = 1e3) -> torch.Tensor:
+    """X solving S X + X S = C for symmetric positive definite S and symmetric C, batched.
+
+    Matrix-sign Newton–Schulz with minimax steps, scaled per matrix by ||S^2||_F^(1/2) (an upper
+    bound of S's largest eigenvalue); converged for S of condition number <= max_condition.
+    Differentiable in C.
+    """
+    check_matrix_batch("lyapunov", "S", S)
+    check_matrix_batch("lyapunov", "C", C)
+    if S.shape != C.shape:
+        raise ValueError(f"lyapunov: S and C must have the same shape, got {tuple(S.shape)} and {tuple(C.shape)}")
+    batch_shape, n = S.shape[:-2], S.shape[-1]
+    dtype = plan_mod.compute_dtype_for(torch.promote_types(S.dtype, C.dtype))
+    s_mat = symmetrize(S.reshape(-1, n, n).to(dtype)).detach()
+    rhs = symmetrize(C.reshape(-1, n, n).to(dtype))
+    scale = torch.linalg.matrix_norm(s_mat @ s_mat, keepdim=True).sqrt()
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    lower = min(1.0, n**-0.25 / max_condition)
+    steps = scaled_ns_schedule(lower, "float64" if dtype == torch.float64 else "float32")
+    x = Lyapunov.apply(s_mat, rhs, scale, steps)
+    return x.reshape(*batch_shape, n, n).to(torch.promote_types(S.dtype, C.dtype))

@@ -1,0 +1,47 @@
+"""Which backend can run a plan: the Triton kernels or the torch reference.
+
+The Triton path is used for CUDA tensors when Triton imports and a kernel covers the method
+and size; under TRITON_INTERPRET=1 it also runs on CPU tensors (how the tests reach it).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+
+@functools.lru_cache(maxsize=None)
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def interpreter_on() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def kernel_methods() -> frozenset[str]:
+    """Methods with a Triton forward and backward."""
+    return frozenset()
+
+
+def max_kernel_n() -> int:
+    return 0
+
+
+def triton_unsupported_reason(a: torch.Tensor, plan, forced: bool) -> str | None:
+    """None when the Triton kernels can run this plan, else why not (for errors and `info`)."""
+    if not triton_available():
+        return "Triton is not installed"
+    if a.device.type != "cuda" and not (a.device.type == "cpu" and interpreter_on()):
+        return f"tensors on {a.device.type} need CUDA, or TRITON_INTERPRET=1 for CPU tensors"
+    if plan.method not in kernel_methods():
+        return f"no Triton kernel for method {plan.method!r}"
+    if plan.n > max_kernel_n():
+        return f"n = {plan.n} is beyond the largest kernel size {max_kernel_n()}"
+    return None

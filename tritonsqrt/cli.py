@@ -1,0 +1,47 @@
+"""The `tritonsqrt` command: info, check, demo, and the commands other modules provide.
+
+Each subcommand lives in the module that owns its job; this file only maps names to them.
+A module provides `add_arguments(parser)` and `main(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "info": ("tritonsqrt.commands.info", "versions, device, and the method and backend each op would use"),
+    "check": ("tritonsqrt.commands.check", "accuracy table against float64 eigh, method by method"),
+    "demo": ("tritonsqrt.commands.demo", "whiten a batch of covariance matrices, forward and backward, and time it"),
+    "compile-report": ("tritonsqrt.kernels.compile_report", "compile every kernel for a GPU arch without a GPU"),
+    "warmup": ("tritonsqrt.warmup", "compile and tune the kernels a model will use, filling the cache"),
+    "bench": ("tritonsqrt.perf.bench", "benchmark against every alternative"),
+    "perfcheck": ("tritonsqrt.perf.gate", "performance-regression gate against perf/baselines"),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    parser = argparse.ArgumentParser(prog="tritonsqrt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            if not (error.name or "").startswith("tritonsqrt"):
+                raise
+            continue  # that part of the package is not present in this build
+        modules[name] = module
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    return int(modules[args.command].main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

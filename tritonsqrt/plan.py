@@ -1,0 +1,179 @@
+"""What a call will compute: method, its settings, and the `auto` choice per device and dtype.
+
+A `Plan` is resolved once per call from the user's keywords and the input's device, n and
+dtype (never its values, so nothing here synchronises) and is what the autograd functions,
+the kernels and `tritonsqrt info` all read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from .coefficients import scaled_ns_schedule
+
+METHODS = ("auto", "scaled_ns", "ns", "mpa", "mtp", "eigh")
+BACKENDS = ("auto", "torch", "triton")
+PRECISIONS = ("ieee", "tf32x3", "tf32")
+
+# Defaults of the seed paper and of iSQRT-COV.
+DEFAULT_TAYLOR_DEGREE = 10
+DEFAULT_PADE_DEGREES = (5, 5)
+DEFAULT_NS_ITERATIONS = 5
+# The scaled iteration and every Lyapunov backward are designed for spectra whose condition
+# number is at most this; larger ones still come out, less converged (README, "Accuracy").
+DEFAULT_MAX_CONDITION = 1e6
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Everything that decides the numbers of one call."""
+
+    method: str
+    compute_dtype: torch.dtype
+    n: int
+    backend: str = "torch"
+    taylor_degree: int = DEFAULT_TAYLOR_DEGREE
+    pade_degrees: tuple[int, int] = DEFAULT_PADE_DEGREES
+    ns_iterations: int = DEFAULT_NS_ITERATIONS
+    max_condition: float = DEFAULT_MAX_CONDITION
+    precision: str = "ieee"
+    eigh_dtype: torch.dtype | None = None  # eigh computes in this dtype (float64 on CPU auto)
+
+    @property
+    def dtype_name(self) -> str:
+        return "float64" if self.compute_dtype == torch.float64 else "float32"
+
+    @property
+    def scaled_ns_steps(self) -> tuple[tuple[float, float], ...]:
+        return scaled_ns_schedule(spectrum_lower_bound(self.n, self.max_condition), self.dtype_name)
+
+    @property
+    def forward_steps(self) -> tuple[tuple[float, float], ...]:
+        """(a, b) per coupled Newton–Schulz step of the forward (ns and scaled_ns)."""
+        if self.method == "ns":
+            return ((1.5, -0.5),) * self.ns_iterations
+        return self.scaled_ns_steps
+
+    @property
+    def backward_steps(self) -> tuple[tuple[float, float], ...]:
+        """(a, b) per step of the Lyapunov sign iteration (all iterative methods)."""
+        return self.scaled_ns_steps
+
+    def matmuls(self, op: str, backward: bool) -> int:
+        """Matrix products per matrix of one sqrtm or inv_sqrtm call of an iterative method.
+
+        Tests hold this against the products counted on the torch path, so the README's cost
+        figures come from here.
+        """
+        inverse = op == "inv_sqrtm"
+        if self.method in ("ns", "scaled_ns"):
+            # First step 1 product (Z0 = I), then 3; the last Z update only for the inverse.
+            n_fwd = 3 * len(self.forward_steps) - 2 - (0 if inverse else 1)
+        else:
+            n_fwd = {"mtp": self.taylor_degree - 1, "mpa": max(self.pade_degrees) - 1}[self.method]
+        if not backward:
+            return n_fwd
+        extra_forward = 1 if (inverse and self.method in ("mtp", "mpa")) else 0
+        rhs = 2 if inverse else 0
+        return n_fwd + extra_forward + rhs + 5 * len(self.backward_steps)
+
+    def describe(self) -> str:
+        detail = {
+            "mtp": f"degree {self.taylor_degree}",
+            "mpa": f"[{self.pade_degrees[0]}, {self.pade_degrees[1]}]",
+            "ns": f"{self.ns_iterations} iterations",
+            "scaled_ns": f"{len(self.scaled_ns_steps)} minimax steps for condition <= {self.max_condition:g}",
+            "eigh": f"eigh in {self.eigh_dtype or self.compute_dtype}".replace("torch.", ""),
+        }[self.method]
+        return f"{self.method} ({detail}), backend {self.backend}, compute {self.dtype_name}"
+
+
+def spectrum_lower_bound(n: int, max_condition: float) -> float:
+    """Smallest x = sqrt(lambda / ||A||_F) for a spectrum of condition <= max_condition.
+
+    lambda_max >= ||A||_F / sqrt(n), so x >= n^(-1/4) max_condition^(-1/2).
+    """
+    return min(1.0, max(n, 1) ** -0.25 / math.sqrt(max_condition))
+
+
+def compute_dtype_for(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def auto_method(device: torch.device | str, n: int, dtype: torch.dtype) -> Plan:
+    """The method and settings `method="auto"` uses for this device, size and dtype.
+
+    CPU: eigendecomposition in float64 (LAPACK is fast there, and float64 makes it the most
+    accurate choice for every dtype). GPU: the scaled Newton–Schulz iteration, whose matrix
+    products are what a GPU does best, with the Lyapunov backward.
+    """
+    device = torch.device(device)
+    compute = compute_dtype_for(dtype)
+    if device.type == "cpu":
+        return Plan(method="eigh", compute_dtype=compute, n=n, eigh_dtype=torch.float64)
+    return Plan(method="scaled_ns", compute_dtype=compute, n=n)
+
+
+def resolve(
+    a: torch.Tensor,
+    method: str,
+    backend: str,
+    *,
+    degree: int | None = None,
+    iterations: int | None = None,
+    max_condition: float | None = None,
+    precision: str | None = None,
+) -> Plan:
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    n = a.shape[-1]
+    plan = auto_method(a.device, n, a.dtype) if method == "auto" else Plan(
+        method=method, compute_dtype=compute_dtype_for(a.dtype), n=n
+    )
+    changes = {}
+    if degree is not None:
+        if plan.method == "mtp":
+            if not isinstance(degree, int) or degree < 1:
+                raise ValueError(f"degree: expected a positive int for mtp, got {degree!r}")
+            changes["taylor_degree"] = degree
+        elif plan.method == "mpa":
+            degrees = (degree, degree) if isinstance(degree, int) else tuple(degree)
+            if len(degrees) != 2 or min(degrees) < 1:
+                raise ValueError(f"degree: expected an int or (num, den) pair >= 1 for mpa, got {degree!r}")
+            changes["pade_degrees"] = degrees
+        else:
+            raise ValueError(f"degree: only for method 'mtp' or 'mpa', not {plan.method!r}")
+    if iterations is not None:
+        if plan.method != "ns":
+            raise ValueError(f"iterations: only for method 'ns', not {plan.method!r}")
+        if not isinstance(iterations, int) or iterations < 1:
+            raise ValueError(f"iterations: expected a positive int, got {iterations!r}")
+        changes["ns_iterations"] = iterations
+    if max_condition is not None:
+        if not max_condition >= 1:
+            raise ValueError(f"max_condition: expected a number >= 1, got {max_condition!r}")
+        changes["max_condition"] = float(max_condition)
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+        changes["precision"] = precision
+    changes["backend"] = _choose_backend(a, plan, backend)
+    return dataclasses.replace(plan, **changes)
+
+
+def _choose_backend(a: torch.Tensor, plan: Plan, backend: str) -> str:
+    from . import backends  # late import: the kernels are optional
+
+    if backend == "torch":
+        return "torch"
+    if backend == "triton":
+        reason = backends.triton_unsupported_reason(a, plan, forced=True)
+        if reason:
+            raise ValueError(f"backend='triton': {reason}")
+        return "triton"
+    return "torch" if backends.triton_unsupported_reason(a, plan, forced=False) else "triton"

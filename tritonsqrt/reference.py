@@ -1,0 +1,223 @@
+"""Every method, step by step, in plain torch (any device, float32 or float64).
+
+This module is the CPU path, the oracle the Triton kernels are tested against and the
+competitor the benchmarks time. Functions take a batch `(B, n, n)` of symmetric matrices in
+the compute dtype and never synchronise with the host, so they trace under torch.compile.
+
+Conventions: `norm` is the per-matrix Frobenius norm, shape (B, 1, 1); `hat` quantities are
+divided by it; the scaled-root results are mapped back by `unscale`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
+
+# ---------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def identity_like(a: torch.Tensor) -> torch.Tensor:
+    return torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a)
+
+
+def symmetrize(a: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (a + a.mT)
+
+
+def frobenius_normalize(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (a / ||a||_F, ||a||_F) per matrix. A zero matrix stays zero (no 0/0)."""
+    norm = torch.linalg.matrix_norm(a, keepdim=True)
+    safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+    return a / safe, norm
+
+
+def unscale(root_hat: torch.Tensor, norm: torch.Tensor, inverse: bool) -> torch.Tensor:
+    """Map a root of a / ||a|| back to a root of a; a zero matrix gives 0 or diag(+inf)."""
+    root_norm = norm.sqrt()
+    if not inverse:
+        return root_hat * root_norm
+    scaled = root_hat / torch.where(norm > 0, root_norm, torch.ones_like(root_norm))
+    eye = identity_like(root_hat)
+    infinite = torch.where(eye > 0, torch.full_like(eye, math.inf), torch.zeros_like(eye))
+    return torch.where(norm > 0, scaled, infinite)
+
+
+def matrix_powers(z: torch.Tensor, degree: int) -> list[torch.Tensor]:
+    """[I, Z, Z^2, ..., Z^degree]: degree - 1 matrix products, shared by P and Q."""
+    powers = [identity_like(z), z]
+    for _ in range(degree - 1):
+        powers.append(powers[-1] @ z)
+    return powers[: degree + 1]
+
+
+def polynomial(powers: list[torch.Tensor], coeffs: tuple[float, ...]) -> torch.Tensor:
+    result = coeffs[0] * powers[0]
+    for c, power in zip(coeffs[1:], powers[1:]):
+        result = result + c * power
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Forward methods on the normalised matrix a_hat (spectrum in [0, 1])
+
+
+def taylor_root(a_hat: torch.Tensor, degree: int, inverse: bool) -> torch.Tensor:
+    """MTP: truncated binomial series of (1 - z)^(+-1/2) at Z = I - a_hat."""
+    z = identity_like(a_hat) - a_hat
+    coeffs = inv_sqrt_taylor(degree) if inverse else sqrt_taylor(degree)
+    return polynomial(matrix_powers(z, degree), coeffs)
+
+
+def pade_root(a_hat: torch.Tensor, num_degree: int, den_degree: int, inverse: bool) -> torch.Tensor:
+    """MPA: Q(Z)^-1 P(Z) for the square root, P(Z)^-1 Q(Z) for the inverse root."""
+    z = identity_like(a_hat) - a_hat
+    p_coeffs, q_coeffs = sqrt_pade(num_degree, den_degree)
+    powers = matrix_powers(z, max(num_degree, den_degree))
+    p_mat = polynomial(powers, p_coeffs)
+    q_mat = polynomial(powers, q_coeffs)
+    # P and Q commute (polynomials of one Z), so the order of the solve does not matter.
+    return torch.linalg.solve(p_mat, q_mat) if inverse else torch.linalg.solve(q_mat, p_mat)
+
+
+def coupled_newton_schulz(a_hat: torch.Tensor, steps, want_inverse: bool = True):
+    """Coupled iteration Y <- Y T, Z <- T Z with T = a I + b Z Y; returns (a_hat^1/2, a_hat^-1/2).
+
+    `steps` is a sequence of (a, b); (1.5, -0.5) repeated is the classical Newton–Schulz
+    iteration of iSQRT-COV, the minimax schedule of `coefficients.scaled_ns_schedule` the
+    scaled one. On eigenvalues, x = sqrt(lambda) h(lambda) follows x -> x (a + b x^2).
+    Z starts at I, so the first step is one product, not three; without `want_inverse` the
+    last Z update is skipped and the second result is None.
+    """
+    eye = identity_like(a_hat)
+    (a, b), rest = steps[0], steps[1:]
+    t = a * eye + b * a_hat
+    y, z = a_hat @ t, t
+    for index, (a, b) in enumerate(rest):
+        t = a * eye + b * (z @ y)
+        last = index == len(rest) - 1
+        y, z = y @ t, (t @ z if want_inverse or not last else None)
+    return symmetrize(y), (symmetrize(z) if z is not None else None)
+
+
+def eigh_roots(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(sqrt, inv_sqrt, eigenvalues clamped at 0, eigenvectors) by eigendecomposition."""
+    evals, evecs = torch.linalg.eigh(a)
+    evals = evals.clamp_min(0)
+    root = evals.sqrt()
+    sqrt_mat = (evecs * root.unsqueeze(-2)) @ evecs.mT
+    inv_mat = (evecs * root.reciprocal().unsqueeze(-2)) @ evecs.mT
+    return sqrt_mat, inv_mat, evals, evecs
+
+
+# ---------------------------------------------------------------------------------------
+# Backward
+
+
+def lyapunov_sign(s_mat: torch.Tensor, rhs: torch.Tensor, scale: torch.Tensor, steps) -> torch.Tensor:
+    """Solve S X + X S = rhs (S symmetric positive definite, rhs symmetric).
+
+    Matrix-sign Newton–Schulz on W = [[B, C], [0, -B]], B = S / scale, C = rhs / scale, for the
+    odd polynomial w -> w (a + b w^2) of each step: B <- B (a + b B^2) and
+    C <- a C + b (B^2 C + C B^2 - B C B). sign(W) = [[I, 2X], [0, -I]]. `scale` (B, 1, 1) must
+    bound the largest eigenvalue of S. B and C stay symmetric, so C B^2 is taken as the
+    transpose of B^2 C (5 products a step, not 6) and both are re-symmetrised every step.
+    """
+    b_mat = s_mat / scale
+    c_mat = rhs / scale
+    for a, b in steps:
+        b_sq = b_mat @ b_mat
+        b_sq_c = b_sq @ c_mat
+        b_c_b = (b_mat @ c_mat) @ b_mat
+        c_mat = symmetrize(a * c_mat + b * (b_sq_c + b_sq_c.mT - b_c_b))
+        # Without this the rounding asymmetry of B grows through the transpose shortcut
+        # (float32, 40 classical steps: relative error 5e3 without, 4e-7 with).
+        b_mat = symmetrize(a * b_mat + b * (b_mat @ b_sq))
+    return 0.5 * c_mat
+
+
+def loewner_backward(evals: torch.Tensor, evecs: torch.Tensor, grad: torch.Tensor, inverse: bool) -> torch.Tensor:
+    """Gradient of <G, f(A)> for f = sqrt or 1/sqrt in the eigenbasis.
+
+    Uses the divided differences written without 1/(l_i - l_j), finite for repeated eigenvalues:
+    sqrt: 1 / (r_i + r_j); inverse: -1 / (r_i r_j (r_i + r_j)), r = sqrt(l).
+    """
+    root = evals.sqrt()
+    r_i, r_j = root.unsqueeze(-1), root.unsqueeze(-2)
+    # A singular matrix has an unbounded derivative; floor the denominators so it stays finite.
+    tiny = torch.finfo(evals.dtype).eps * root.amax(dim=-1, keepdim=True).unsqueeze(-1).clamp_min(
+        torch.finfo(evals.dtype).tiny
+    )
+    denom = (r_i + r_j).clamp_min(tiny)
+    loewner = -1.0 / (denom * (r_i * r_j).clamp_min(tiny * tiny)) if inverse else 1.0 / denom
+    inner = evecs.mT @ grad @ evecs
+    return evecs @ (loewner * inner) @ evecs.mT
+
+
+# ---------------------------------------------------------------------------------------
+# The official MPA-Lya / MTP-Lya, re-implemented step for step for side-by-side comparison
+# (Song, Sebe, Wang 2022): per-matrix Frobenius scale in the forward, 8 classical sign steps
+# in the backward, and for the inverse root a scale taken over the whole batch.
+
+OFFICIAL_BACKWARD_STEPS = 8
+
+
+def official_forward(a: torch.Tensor, method: str, inverse: bool) -> torch.Tensor:
+    a_hat, norm = frobenius_normalize(a)
+    if method == "mpa":
+        root = pade_root(a_hat, 5, 5, inverse)
+    elif not inverse:
+        root = taylor_root(a_hat, 10, inverse=False)
+    else:  # the official code offers no MTP inverse; invert the MTP root as its users do
+        root = torch.linalg.inv(taylor_root(a_hat, 10, inverse=False))
+    return unscale(root, norm, inverse)
+
+
+def official_backward(root: torch.Tensor, grad: torch.Tensor, norm: torch.Tensor, inverse: bool) -> torch.Tensor:
+    classical = [(1.5, -0.5)] * OFFICIAL_BACKWARD_STEPS
+    if not inverse:
+        return lyapunov_sign(root, grad, norm.sqrt(), classical)
+    # Y X + X Y = -Y^2 G Y^2, scaled by the Frobenius norm of the whole batch of Y.
+    inv_sq = root @ root
+    rhs = -(inv_sq @ grad @ inv_sq)
+    batch_norm = torch.linalg.vector_norm(root).reshape(1, 1, 1)
+    return lyapunov_sign(root, rhs, batch_norm, classical)
+
+
+class OfficialLya(torch.autograd.Function):
+    """`official_lya(a, "mpa" | "mtp", inverse)`: the official code's numbers, for comparisons."""
+
+    @staticmethod
+    def forward(ctx, a, method, inverse):
+        root = official_forward(a, method, inverse)
+        ctx.save_for_backward(root, torch.linalg.matrix_norm(a, keepdim=True))
+        ctx.inverse = inverse
+        return root
+
+    @staticmethod
+    def backward(ctx, grad):
+        root, norm = ctx.saved_tensors
+        return official_backward(root, grad, norm, ctx.inverse), None, None
+
+
+def official_lya(a: torch.Tensor, method: str = "mpa", inverse: bool = False) -> torch.Tensor:
+    return OfficialLya.apply(a, method, inverse)
+
+
+def isqrt_cov_newton_schulz(a: torch.Tensor, iterations: int = 5, inverse: bool = False) -> torch.Tensor:
+    """iSQRT-COV style: trace-free Frobenius scale, classical coupled NS, autograd backward."""
+    a_hat, norm = frobenius_normalize(a)
+    root_sqrt, root_inv = coupled_newton_schulz(a_hat, [(1.5, -0.5)] * iterations, want_inverse=inverse)
+    return unscale(root_inv if inverse else root_sqrt, norm, inverse)
+
+
+def eigh_autograd(a: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+    """Competitor: eigendecomposition with torch's own autograd (NaN at repeated eigenvalues)."""
+    evals, evecs = torch.linalg.eigh(a)
+    power = evals.clamp_min(0).sqrt()
+    if inverse:
+        power = power.reciprocal()
+    return (evecs * power.unsqueeze(-2)) @ evecs.mT

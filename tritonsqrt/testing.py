@@ -1,0 +1,70 @@
+"""Test matrices of known condition number and errors against float64 eigh.
+
+Shared by the tests, `tritonsqrt check` and the benchmarks, so that every accuracy figure in
+the project is measured the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def random_orthogonal(batch: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Haar-distributed orthogonal matrices (QR of a Gaussian with the sign fix), float64."""
+    gauss = torch.randn(batch, n, n, dtype=torch.float64, generator=generator)
+    q, r = torch.linalg.qr(gauss)
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+
+
+def spd_with_condition(batch: int, n: int, kappa: float, *, seed: int = 0, log_scale_range: float = 3.0,
+                       dtype: torch.dtype = torch.float32, device="cpu") -> torch.Tensor:
+    """A = 10^u Q diag(l) Q^T, l log-spaced from 1 to 1/kappa, u uniform in [-r, r], per matrix."""
+    gen = torch.Generator().manual_seed(seed)
+    q = random_orthogonal(batch, n, gen)
+    evals = torch.logspace(0, -torch.log10(torch.tensor(float(kappa))).item(), n, dtype=torch.float64)
+    scale = 10 ** ((torch.rand(batch, 1, 1, dtype=torch.float64, generator=gen) * 2 - 1) * log_scale_range)
+    a = scale * (q * evals) @ q.mT
+    a = 0.5 * (a + a.mT)
+    return a.to(dtype=dtype, device=device)
+
+
+def exact_roots(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sqrt, inv_sqrt) by float64 eigh of the (already rounded) input."""
+    evals, evecs = torch.linalg.eigh(a.double())
+    root = evals.clamp_min(0).sqrt()
+    return (evecs * root.unsqueeze(-2)) @ evecs.mT, (evecs / root.unsqueeze(-2)) @ evecs.mT
+
+
+def exact_gradients(a: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of <G, sqrt(A)> and <G, A^-1/2> by the float64 Loewner formula."""
+    evals, evecs = torch.linalg.eigh(a.double())
+    r = evals.sqrt()
+    r_i, r_j = r.unsqueeze(-1), r.unsqueeze(-2)
+    inner = evecs.mT @ grad.double() @ evecs
+    g_sqrt = evecs @ (inner / (r_i + r_j)) @ evecs.mT
+    g_inv = evecs @ (-inner / (r_i * r_j * (r_i + r_j))) @ evecs.mT
+    return g_sqrt, g_inv
+
+
+def relative_error(result: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """Relative Frobenius error per matrix (float64)."""
+    exact = exact.double()
+    return torch.linalg.matrix_norm(result.double() - exact) / torch.linalg.matrix_norm(exact)
+
+
+def random_symmetric(batch: int, n: int, seed: int = 1, dtype=torch.float32, device="cpu") -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    g = torch.randn(batch, n, n, dtype=torch.float64, generator=gen)
+    return (0.5 * (g + g.mT)).to(dtype=dtype, device=device)
+
+
+def measure(fn, a: torch.Tensor, grad: torch.Tensor, inverse: bool) -> tuple[float, float]:
+    """Worst relative (forward, gradient) error of fn(A) over the batch against float64 eigh."""
+    a_in = a.detach().clone().requires_grad_(True)
+    out = fn(a_in)
+    (g,) = torch.autograd.grad(out, a_in, grad.to(out.dtype))
+    exact_sqrt, exact_inv = exact_roots(a)
+    g_sqrt, g_inv = exact_gradients(a, grad)
+    fwd = relative_error(out.detach(), exact_inv if inverse else exact_sqrt)
+    bwd = relative_error(g.detach(), g_inv if inverse else g_sqrt)
+    return float(fwd.max()), float(bwd.max())

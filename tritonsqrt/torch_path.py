@@ -1,0 +1,72 @@
+"""Forward and backward of a resolved plan on the torch reference.
+
+The autograd functions call `roots_forward` / `roots_backward` here or their Triton twins in
+`tritonsqrt.triton_path`; both take and return the same things, so the two backends differ
+only in where the arithmetic runs.
+
+Saved for backward: eigh saves (eigenvalues, eigenvectors); the iterative methods save the
+square root S and the per-matrix norm, plus the inverse root Y when the inverse is an output.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import reference as ref
+from .plan import Plan
+
+
+def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, need_backward: bool):
+    """Return (sqrt or None, inv or None, saved tensors tuple) for a batch (B, n, n)."""
+    if plan.method == "eigh":
+        work = a.to(plan.eigh_dtype) if plan.eigh_dtype else a
+        sqrt_mat, inv_mat, evals, evecs = ref.eigh_roots(work)
+        saved = (evals, evecs) if need_backward else ()
+        cast = lambda t: t.to(a.dtype)  # noqa: E731
+        return cast(sqrt_mat) if want_sqrt else None, cast(inv_mat) if want_inv else None, saved
+
+    a_hat, norm = ref.frobenius_normalize(a)
+    if plan.method in ("ns", "scaled_ns"):
+        sqrt_hat, inv_hat = ref.coupled_newton_schulz(a_hat, plan.forward_steps, want_inverse=want_inv)
+        sqrt_mat = ref.unscale(sqrt_hat, norm, inverse=False)
+        inv_mat = ref.unscale(inv_hat, norm, inverse=True) if want_inv else None
+    else:
+        inv_hat = _expansion(a_hat, plan, inverse=True) if want_inv else None
+        if want_sqrt or inv_hat is None:
+            sqrt_hat = _expansion(a_hat, plan, inverse=False)
+        else:  # the backward needs S: one product instead of a second expansion
+            sqrt_hat = ref.symmetrize(a_hat @ inv_hat) if need_backward else None
+        sqrt_mat = ref.unscale(sqrt_hat, norm, inverse=False) if sqrt_hat is not None else None
+        inv_mat = ref.unscale(inv_hat, norm, inverse=True) if inv_hat is not None else None
+    saved = ()
+    if need_backward:
+        saved = (sqrt_mat, norm, inv_mat) if want_inv else (sqrt_mat, norm)
+    return sqrt_mat if want_sqrt else None, inv_mat, saved
+
+
+def _expansion(a_hat: torch.Tensor, plan: Plan, inverse: bool) -> torch.Tensor:
+    if plan.method == "mtp":
+        return ref.taylor_root(a_hat, plan.taylor_degree, inverse)
+    return ref.pade_root(a_hat, *plan.pade_degrees, inverse)
+
+
+def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
+    """dL/dA from dL/dS and/or dL/dY (either may be None), for the symmetric input A."""
+    if plan.method == "eigh":
+        evals, evecs = saved
+        grad = torch.zeros_like(evecs)
+        if grad_sqrt is not None:
+            grad = grad + ref.loewner_backward(evals, evecs, ref.symmetrize(grad_sqrt.to(evecs.dtype)), False)
+        if grad_inv is not None:
+            grad = grad + ref.loewner_backward(evals, evecs, ref.symmetrize(grad_inv.to(evecs.dtype)), True)
+        return ref.symmetrize(grad)
+
+    sqrt_mat, norm = saved[0], saved[1]
+    rhs = ref.symmetrize(grad_sqrt) if grad_sqrt is not None else torch.zeros_like(sqrt_mat)
+    if grad_inv is not None:
+        # Y = S^-1, so <G_Y, dY> = <-Y G_Y Y, dS>.
+        inv_mat = saved[2]
+        rhs = rhs - inv_mat @ ref.symmetrize(grad_inv) @ inv_mat
+    # sqrt(||A||_F) bounds the largest eigenvalue of S, so B = S / scale has spectrum in (0, 1].
+    scale = torch.where(norm > 0, norm.sqrt(), torch.ones_like(norm))
+    return ref.symmetrize(ref.lyapunov_sign(sqrt_mat, rhs, scale, plan.backward_steps))
