@@ -38,6 +38,8 @@ def triton_unsupported_reason(a: torch.Tensor, plan, forced: bool) -> str | None
     """None when the Triton kernels can run this plan, else why not (for errors and `info`)."""
     if not triton_available():
         return "Triton is not installed"
+    if a.device.type == "cpu" and not forced:
+        return "CPU tensors use the torch path unless backend='triton' (with TRITON_INTERPRET=1)"
     if a.device.type != "cuda" and not (a.device.type == "cpu" and interpreter_on()):
         return f"tensors on {a.device.type} need CUDA, or TRITON_INTERPRET=1 for CPU tensors"
     if plan.method not in kernel_methods():
