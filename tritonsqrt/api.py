@@ -15,15 +15,14 @@ def _roots(name, a, outputs, method, eps, check, backend, **options):
     check_matrix_batch(name, "A", a)
     batch_shape, n = a.shape[:-2], a.shape[-1]
     plan = plan_mod.resolve(a, method, backend, **options)
-    work = a.reshape(-1, n, n).to(plan.compute_dtype)
-    # Only the symmetric part is used; the gradient is therefore symmetric too.
-    work = symmetrize(work)
-    if eps:
-        work = work + eps * torch.eye(n, dtype=work.dtype, device=work.device)
+    # A view where the batch dimensions allow it: the kernels read any strides, and do the
+    # symmetrisation, eps shift and upcast themselves (the torch path does them in torch).
+    work = a.reshape(-1, n, n)
     if check:
-        check_values(name, work, batch_shape, need_definite=outputs != "sqrt")
-    result = MatrixRoots.apply(work, plan, outputs)
-    restore = lambda t: t.reshape(*batch_shape, n, n).to(a.dtype)  # noqa: E731
+        shifted = symmetrize(work.to(plan.compute_dtype)) + float(eps) * torch.eye(n, dtype=plan.compute_dtype, device=a.device)
+        check_values(name, shifted, batch_shape, need_definite=outputs != "sqrt")
+    result = MatrixRoots.apply(work, plan, outputs, float(eps))
+    restore = lambda t: t.reshape(*batch_shape, n, n)  # noqa: E731
     if outputs == "both":
         return restore(result[0]), restore(result[1])
     return restore(result)

@@ -23,12 +23,18 @@ def _backend(plan: Plan):
 
 
 class MatrixRoots(torch.autograd.Function):
+    """Roots of sym(A) + eps I for A (B, n, n) of any float dtype and strides.
+
+    The backend returns results in A's dtype; only the symmetric part of A is read, so the
+    gradient is symmetric.
+    """
+
     @staticmethod
-    def forward(ctx, a: torch.Tensor, plan: Plan, outputs: str):
+    def forward(ctx, a: torch.Tensor, plan: Plan, outputs: str, eps: float):
         want_sqrt = outputs in ("sqrt", "both")
         want_inv = outputs in ("inv", "both")
-        need_backward = a.requires_grad
-        sqrt_mat, inv_mat, saved = _backend(plan).roots_forward(a, plan, want_sqrt, want_inv, need_backward)
+        need_backward = ctx.needs_input_grad[0]
+        sqrt_mat, inv_mat, saved = _backend(plan).roots_forward(a, plan, want_sqrt, want_inv, need_backward, eps)
         ctx.plan, ctx.outputs, ctx.input_dtype = plan, outputs, a.dtype
         ctx.save_for_backward(*saved)
         if outputs == "sqrt":
@@ -46,7 +52,7 @@ class MatrixRoots(torch.autograd.Function):
         else:
             grad_sqrt, grad_inv = grads
         grad = _backend(ctx.plan).roots_backward(ctx.plan, ctx.saved_tensors, grad_sqrt, grad_inv)
-        return grad.to(ctx.input_dtype), None, None
+        return grad.to(ctx.input_dtype), None, None, None
 
 
 class Lyapunov(torch.autograd.Function):

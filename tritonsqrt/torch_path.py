@@ -16,14 +16,25 @@ from . import reference as ref
 from .plan import Plan
 
 
-def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, need_backward: bool):
-    """Return (sqrt or None, inv or None, saved tensors tuple) for a batch (B, n, n)."""
+def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, need_backward: bool, eps: float = 0.0):
+    """Roots of sym(a) + eps I for a batch (B, n, n) of any float dtype.
+
+    Returns (sqrt or None, inv or None, saved tensors tuple), results in a's dtype.
+    """
+    work_dtype = plan.eigh_dtype if (plan.method == "eigh" and plan.eigh_dtype) else plan.compute_dtype
+    work = ref.symmetrize(a.to(work_dtype))
+    if eps:
+        work = work + eps * ref.identity_like(work)
+    cast = lambda t: t.to(a.dtype) if t is not None else None  # noqa: E731
+    sqrt_mat, inv_mat, saved = _roots(work, plan, want_sqrt, want_inv, need_backward)
+    return cast(sqrt_mat), cast(inv_mat), saved
+
+
+def _roots(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, need_backward: bool):
     if plan.method == "eigh":
-        work = a.to(plan.eigh_dtype) if plan.eigh_dtype else a
-        sqrt_mat, inv_mat, evals, evecs = ref.eigh_roots(work)
+        sqrt_mat, inv_mat, evals, evecs = ref.eigh_roots(a)
         saved = (evals, evecs) if need_backward else ()
-        cast = lambda t: t.to(a.dtype)  # noqa: E731
-        return cast(sqrt_mat) if want_sqrt else None, cast(inv_mat) if want_inv else None, saved
+        return sqrt_mat if want_sqrt else None, inv_mat if want_inv else None, saved
 
     a_hat, norm = ref.frobenius_normalize(a)
     if plan.method in ("ns", "scaled_ns"):
@@ -62,11 +73,11 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
         return ref.symmetrize(grad)
 
     sqrt_mat, norm = saved[0], saved[1]
-    rhs = ref.symmetrize(grad_sqrt) if grad_sqrt is not None else torch.zeros_like(sqrt_mat)
+    rhs = ref.symmetrize(grad_sqrt.to(sqrt_mat.dtype)) if grad_sqrt is not None else torch.zeros_like(sqrt_mat)
     if grad_inv is not None:
         # Y = S^-1, so <G_Y, dY> = <-Y G_Y Y, dS>.
         inv_mat = saved[2]
-        rhs = rhs - inv_mat @ ref.symmetrize(grad_inv) @ inv_mat
+        rhs = rhs - inv_mat @ ref.symmetrize(grad_inv.to(sqrt_mat.dtype)) @ inv_mat
     # sqrt(||A||_F) bounds the largest eigenvalue of S, so B = S / scale has spectrum in (0, 1].
     scale = torch.where(norm > 0, norm.sqrt(), torch.ones_like(norm))
     return ref.symmetrize(ref.lyapunov_sign(sqrt_mat, rhs, scale, plan.backward_steps))
