@@ -31,7 +31,7 @@ def symmetrize(a: torch.Tensor) -> torch.Tensor:
 def frobenius_normalize(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (a / ||a||_F, ||a||_F) per matrix. A zero matrix stays zero (no 0/0)."""
     norm = torch.linalg.matrix_norm(a, keepdim=True)
-    safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+    safe = torch.where(norm == 0, torch.ones_like(norm), norm)  # NaN stays NaN
     return a / safe, norm
 
 
@@ -40,10 +40,15 @@ def unscale(root_hat: torch.Tensor, norm: torch.Tensor, inverse: bool) -> torch.
     root_norm = norm.sqrt()
     if not inverse:
         return root_hat * root_norm
-    scaled = root_hat / torch.where(norm > 0, root_norm, torch.ones_like(root_norm))
-    eye = identity_like(root_hat)
-    infinite = torch.where(eye > 0, torch.full_like(eye, math.inf), torch.zeros_like(eye))
-    return torch.where(norm > 0, scaled, infinite)
+    zero = norm == 0
+    scaled = root_hat / torch.where(zero, torch.ones_like(root_norm), root_norm)
+    return torch.where(zero, infinite_identity_like(root_hat), scaled)
+
+
+def infinite_identity_like(a: torch.Tensor) -> torch.Tensor:
+    """diag(+inf): the inverse root of the zero matrix, as the limit of (eps I)^-1/2."""
+    eye = identity_like(a)
+    return torch.where(eye > 0, torch.full_like(eye, math.inf), torch.zeros_like(eye))
 
 
 def matrix_powers(z: torch.Tensor, degree: int) -> list[torch.Tensor]:
@@ -110,6 +115,9 @@ def eigh_roots(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     root = evals.sqrt()
     sqrt_mat = (evecs * root.unsqueeze(-2)) @ evecs.mT
     inv_mat = (evecs * root.reciprocal().unsqueeze(-2)) @ evecs.mT
+    # The zero matrix: diag(+inf) as in `unscale`, not inf * 0 = NaN.
+    all_zero = (evals == 0).all(dim=-1).reshape(*evals.shape[:-1], 1, 1)
+    inv_mat = torch.where(all_zero, infinite_identity_like(inv_mat), inv_mat)
     return sqrt_mat, inv_mat, evals, evecs
 
 

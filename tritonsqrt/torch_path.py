@@ -79,5 +79,5 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
         inv_mat = saved[2]
         rhs = rhs - inv_mat @ ref.symmetrize(grad_inv.to(sqrt_mat.dtype)) @ inv_mat
     # sqrt(||A||_F) bounds the largest eigenvalue of S, so B = S / scale has spectrum in (0, 1].
-    scale = torch.where(norm > 0, norm.sqrt(), torch.ones_like(norm))
+    scale = torch.where(norm == 0, torch.ones_like(norm), norm.sqrt())
     return ref.symmetrize(ref.lyapunov_sign(sqrt_mat, rhs, scale, plan.backward_steps))

@@ -23,8 +23,9 @@ def check_matrix_batch(name: str, argument: str, a) -> None:
         )
 
 
-def check_values(name: str, a: torch.Tensor, batch_shape, need_definite: bool) -> None:
-    """The check=True rules; synchronises with the device. `a` is (B, n, n) in compute dtype."""
+def check_values(name: str, a: torch.Tensor, eps: float, batch_shape, need_definite: bool) -> None:
+    """The check=True rules; synchronises with the device. `a` is (B, n, n) in compute dtype,
+    before the eps shift (which enters the eigenvalue test only)."""
     if a.shape[0] == 0:
         return
     bad = ~torch.isfinite(a).flatten(1).all(dim=1)
@@ -36,12 +37,14 @@ def check_values(name: str, a: torch.Tensor, batch_shape, need_definite: bool) -
     # A Cholesky factorisation of A + tol ||A|| I exists iff no eigenvalue is below -tol ||A||.
     n = a.shape[-1]
     shift = (tol * scale).reshape(-1, 1, 1) * torch.eye(n, dtype=a.dtype, device=a.device)
-    info = torch.linalg.cholesky_ex(0.5 * (a + a.mT) + shift).info
+    eye = torch.eye(n, dtype=a.dtype, device=a.device)
+    info = torch.linalg.cholesky_ex(0.5 * (a + a.mT) + shift + eps * eye).info
     what = "a negative eigenvalue" if not need_definite else "an eigenvalue that is negative or zero"
     if need_definite:
-        zero = torch.linalg.matrix_norm(a) == 0
+        zero = torch.linalg.matrix_norm(a + eps * eye) == 0
         _raise_for(name, batch_shape, zero, "a zero matrix (its inverse root is infinite)")
-    _raise_for(name, batch_shape, info != 0, f"{what} (beyond {tol:.1e} relative)")
+    nonzero = torch.linalg.matrix_norm(a + eps * eye) > 0  # the zero matrix is semidefinite
+    _raise_for(name, batch_shape, (info != 0) & nonzero, f"{what} (beyond {tol:.1e} relative)")
 
 
 def _raise_for(name: str, batch_shape, bad: torch.Tensor, what: str) -> None:
