@@ -20,7 +20,7 @@ def _roots(name, a, outputs, method, eps, check, backend, **options):
     work = a.reshape(-1, n, n)
     if check:
         check_values(name, work.to(plan.compute_dtype), float(eps), batch_shape, need_definite=outputs != "sqrt")
-    result = MatrixRoots.apply(work, plan, outputs, float(eps))
+    result = MatrixRoots.apply(work, plan, outputs, float(eps), torch.is_grad_enabled())
     restore = lambda t: t.reshape(*batch_shape, n, n)  # noqa: E731
     if outputs == "both":
         return restore(result[0]), restore(result[1])

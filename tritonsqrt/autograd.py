@@ -30,10 +30,11 @@ class MatrixRoots(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, plan: Plan, outputs: str, eps: float):
+    def forward(ctx, a: torch.Tensor, plan: Plan, outputs: str, eps: float, grad_enabled: bool):
         want_sqrt = outputs in ("sqrt", "both")
         want_inv = outputs in ("inv", "both")
-        need_backward = ctx.needs_input_grad[0]
+        # Inside forward grad mode is always off; the caller's mode says whether a backward can come.
+        need_backward = grad_enabled and ctx.needs_input_grad[0]
         sqrt_mat, inv_mat, saved = _backend(plan).roots_forward(a, plan, want_sqrt, want_inv, need_backward, eps)
         ctx.plan, ctx.outputs, ctx.input_dtype = plan, outputs, a.dtype
         ctx.save_for_backward(*saved)
@@ -52,7 +53,7 @@ class MatrixRoots(torch.autograd.Function):
         else:
             grad_sqrt, grad_inv = grads
         grad = _backend(ctx.plan).roots_backward(ctx.plan, ctx.saved_tensors, grad_sqrt, grad_inv)
-        return grad.to(ctx.input_dtype), None, None, None
+        return grad.to(ctx.input_dtype), None, None, None, None
 
 
 class Lyapunov(torch.autograd.Function):

@@ -1,0 +1,33 @@
+"""The console command: info, check and demo run and print what they promise."""
+
+import subprocess
+import sys
+
+from tritonsqrt import cli
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tritonsqrt.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_info_names_versions_device_and_plan(capsys):
+    assert cli.main(["info", "--n", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "torch" in out and "triton" in out and "device: cpu" in out
+    assert "n=64" in out and "sqrtm" in out and "auto -> eigh" in out
+    assert cli.main(["info", "--n", "64", "--device", "cpu", "--dtype", "bfloat16"]) == 0
+
+
+def test_check_prints_the_table_and_passes_for_auto(capsys):
+    assert cli.main(["check", "--n", "2", "16", "--batch", "2", "--methods", "auto,scaled_ns,official"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("auto", "scaled_ns", "official"))]
+    assert len(rows) == 9  # three methods x three kappas
+    assert all(row.endswith("yes") for row in rows if not row.startswith("official"))
+    assert any(row.endswith("NO") for row in rows if row.startswith("official"))
+
+
+def test_demo_runs_end_to_end():
+    result = run_cli("demo", "--groups", "4", "--n", "16", "--samples", "64")
+    assert result.returncode == 0, result.stderr
+    assert "relative error of A^-1/2" in result.stdout and "gradient finite: True" in result.stdout
