@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from . import plan as plan_mod
-from .autograd import Lyapunov, MatrixRoots
+from .autograd import Lyapunov
+from .ops import matrix_roots
 from .coefficients import scaled_ns_schedule
 from .reference import symmetrize
 from .validation import check_matrix_batch, check_values
@@ -20,11 +21,12 @@ def _roots(name, a, outputs, method, eps, check, backend, **options):
     work = a.reshape(-1, n, n)
     if check:
         check_values(name, work.to(plan.compute_dtype), float(eps), batch_shape, need_definite=outputs != "sqrt")
-    result = MatrixRoots.apply(work, plan, outputs, float(eps), torch.is_grad_enabled())
+    need_backward = torch.is_grad_enabled() and a.requires_grad
+    sqrt_out, inv_out = matrix_roots(work, plan, outputs, eps, need_backward)
     restore = lambda t: t.reshape(*batch_shape, n, n)  # noqa: E731
     if outputs == "both":
-        return restore(result[0]), restore(result[1])
-    return restore(result)
+        return restore(sqrt_out), restore(inv_out)
+    return restore(sqrt_out if outputs == "sqrt" else inv_out)
 
 
 def sqrtm(A: torch.Tensor, *, method: str = "auto", eps: float = 0.0, check: bool = False,

@@ -6,19 +6,21 @@ and size; under TRITON_INTERPRET=1 it also runs on CPU tensors (how the tests re
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
 
 
-@functools.lru_cache(maxsize=None)
+try:
+    import triton  # noqa: F401
+
+    _TRITON_IMPORTS = True
+except Exception:  # not installed (macOS, Windows) or broken: the torch path still works
+    _TRITON_IMPORTS = False
+
+
 def triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except Exception:
-        return False
-    return True
+    return _TRITON_IMPORTS
 
 
 def interpreter_on() -> bool:

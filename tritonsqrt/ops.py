@@ -1,0 +1,167 @@
+"""The public ops as torch.library custom ops, with their autograd and fake (meta) kernels.
+
+`tritonsqrt::roots` runs a plan's forward on its backend (torch reference or Triton kernels)
+and returns the results plus what the backward needs; `tritonsqrt::roots_backward` turns
+output gradients into dL/dA. Being custom ops, both are opaque single nodes to
+torch.compile(fullgraph=True) and export, and `torch.library.opcheck` tests them.
+
+Outputs of `roots` (no two alias; an unused one is an empty tensor):
+  sqrt, inv    the requested roots in A's dtype
+  saved_sqrt   S in the compute dtype when the backward needs it and `sqrt` is not it
+  saved_inv    Y likewise (only when the inverse is an output)
+  aux1, aux2   iterative methods: (norm, -); eigh: (eigenvalues, eigenvectors)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import torch_path
+from .plan import Plan
+
+_EMPTY_SHAPE = (0,)
+
+
+def plan_to_args(plan: Plan) -> tuple:
+    return (plan.method, plan.backend, plan.taylor_degree, plan.pade_degrees[0], plan.pade_degrees[1],
+            plan.ns_iterations, plan.max_condition, plan.precision, plan.eigh_dtype == torch.float64)
+
+
+def plan_from_args(a: torch.Tensor, method, backend, taylor_degree, pade_num, pade_den, ns_iterations,
+                   max_condition, precision, eigh_float64) -> Plan:
+    from .plan import compute_dtype_for
+
+    return Plan(method=method, compute_dtype=compute_dtype_for(a.dtype), n=a.shape[-1], backend=backend,
+                taylor_degree=taylor_degree, pade_degrees=(pade_num, pade_den), ns_iterations=ns_iterations,
+                max_condition=max_condition, precision=precision,
+                eigh_dtype=torch.float64 if eigh_float64 else None)
+
+
+def _backend(plan: Plan):
+    if plan.backend == "triton":
+        from . import triton_path
+
+        return triton_path
+    return torch_path
+
+
+def _layout(a, plan: Plan, outputs: str, need_backward: bool):
+    """Shapes and dtypes of the six outputs; shared by the real and the fake kernel."""
+    batch, n = a.shape[0], a.shape[-1]
+    matrix = (batch, n, n)
+    want_sqrt, want_inv = outputs in ("sqrt", "both"), outputs in ("inv", "both")
+    compute = plan.compute_dtype
+    iterative = plan.method != "eigh"
+    same_dtype = a.dtype == compute
+    layout = {
+        "sqrt": (matrix if want_sqrt else _EMPTY_SHAPE, a.dtype),
+        "inv": (matrix if want_inv else _EMPTY_SHAPE, a.dtype),
+        "saved_sqrt": (matrix if need_backward and iterative and not (want_sqrt and same_dtype) else _EMPTY_SHAPE, compute),
+        "saved_inv": (matrix if need_backward and iterative and want_inv and not same_dtype else _EMPTY_SHAPE, compute),
+    }
+    eigh_dtype = plan.eigh_dtype or compute
+    if not need_backward:
+        layout["aux1"] = layout["aux2"] = (_EMPTY_SHAPE, compute)
+    elif iterative:
+        layout["aux1"], layout["aux2"] = ((batch, 1, 1), compute), (_EMPTY_SHAPE, compute)
+    else:
+        layout["aux1"], layout["aux2"] = ((batch, n), eigh_dtype), (matrix, eigh_dtype)
+    return layout
+
+
+def _empty(a, shape_dtype):
+    shape, dtype = shape_dtype
+    return a.new_empty(shape, dtype=dtype)
+
+
+def _roots_impl(a: torch.Tensor, outputs: str, eps: float, need_backward: bool, method: str, backend: str,
+          taylor_degree: int, pade_num: int, pade_den: int, ns_iterations: int, max_condition: float,
+          precision: str, eigh_float64: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                       torch.Tensor, torch.Tensor]:
+    plan = plan_from_args(a, method, backend, taylor_degree, pade_num, pade_den, ns_iterations, max_condition,
+                          precision, eigh_float64)
+    want_sqrt, want_inv = outputs in ("sqrt", "both"), outputs in ("inv", "both")
+    sqrt_out, inv_out, saved = _backend(plan).roots_forward(a, plan, want_sqrt, want_inv, need_backward, eps)
+    layout = _layout(a, plan, outputs, need_backward)
+    result = {name: None for name in layout}
+    result["sqrt"], result["inv"] = sqrt_out, inv_out
+    if saved and plan.method != "eigh":
+        result["aux1"] = saved[1]
+        if layout["saved_sqrt"][0] != _EMPTY_SHAPE:
+            result["saved_sqrt"] = saved[0]
+        if layout["saved_inv"][0] != _EMPTY_SHAPE:
+            result["saved_inv"] = saved[2]
+    elif saved:
+        result["aux1"], result["aux2"] = saved
+    # Outputs must not alias: a result that is also saved appears once; the rest are empty.
+    return tuple(result[name].contiguous() if result[name] is not None else _empty(a, layout[name])
+                 for name in layout)
+
+
+roots = torch.library.custom_op("tritonsqrt::roots", _roots_impl, mutates_args=())
+
+
+@roots.register_fake
+def _roots_fake(a, outputs, eps, need_backward, method, backend, taylor_degree, pade_num, pade_den,
+                ns_iterations, max_condition, precision, eigh_float64):
+    plan = plan_from_args(a, method, backend, taylor_degree, pade_num, pade_den, ns_iterations, max_condition,
+                          precision, eigh_float64)
+    return tuple(_empty(a, spec) for spec in _layout(a, plan, outputs, need_backward).values())
+
+
+def _roots_backward_impl(grad_sqrt: torch.Tensor, grad_inv: torch.Tensor, saved_sqrt: torch.Tensor,
+                   saved_inv: torch.Tensor, aux1: torch.Tensor, aux2: torch.Tensor, a_dtype: torch.dtype,
+                   n: int, method: str, backend: str, taylor_degree: int, pade_num: int, pade_den: int,
+                   ns_iterations: int, max_condition: float, precision: str, eigh_float64: bool) -> torch.Tensor:
+    probe = torch.empty(0, n, n, dtype=a_dtype)
+    plan = plan_from_args(probe, method, backend, taylor_degree, pade_num, pade_den, ns_iterations,
+                          max_condition, precision, eigh_float64)
+    if plan.method == "eigh":
+        saved = (aux1, aux2)
+    else:
+        saved = (saved_sqrt, aux1) + ((saved_inv,) if saved_inv.numel() else ())
+    grad = _backend(plan).roots_backward(plan, saved, grad_sqrt if grad_sqrt.numel() else None,
+                                         grad_inv if grad_inv.numel() else None)
+    return grad.to(a_dtype).contiguous()
+
+
+roots_backward = torch.library.custom_op("tritonsqrt::roots_backward", _roots_backward_impl, mutates_args=())
+
+# The Python bodies, for instrument.count_torch_ops to step inside the opaque ops.
+IMPLEMENTATIONS = {"roots": _roots_impl, "roots_backward": _roots_backward_impl}
+
+
+@roots_backward.register_fake
+def _roots_backward_fake(grad_sqrt, grad_inv, saved_sqrt, saved_inv, aux1, aux2, a_dtype, n, *plan_args):
+    batch = aux1.shape[0]
+    return aux1.new_empty((batch, n, n), dtype=a_dtype)
+
+
+def _setup_context(ctx, inputs, output):
+    a, outputs, eps, need_backward, *plan_args = inputs
+    sqrt_out, inv_out, saved_sqrt, saved_inv, aux1, aux2 = output
+    # Where S (or Y) is itself an output in the compute dtype, the output is what we keep.
+    if plan_args[0] != "eigh" and need_backward:
+        saved_sqrt = saved_sqrt if saved_sqrt.numel() else sqrt_out
+        saved_inv = saved_inv if (saved_inv.numel() or not inv_out.numel()) else inv_out
+    ctx.save_for_backward(saved_sqrt, saved_inv, aux1, aux2)
+    ctx.a_dtype, ctx.n, ctx.plan_args = a.dtype, a.shape[-1], plan_args
+
+
+def _backward(ctx, grad_sqrt, grad_inv, *unused):
+    saved_sqrt, saved_inv, aux1, aux2 = ctx.saved_tensors
+    empty = aux1.new_empty(_EMPTY_SHAPE)
+    grad = roots_backward(grad_sqrt if grad_sqrt is not None else empty,
+                          grad_inv if grad_inv is not None else empty,
+                          saved_sqrt, saved_inv, aux1, aux2, ctx.a_dtype, ctx.n, *ctx.plan_args)
+    return grad, None, None, None, *([None] * len(ctx.plan_args))
+
+
+roots.register_autograd(_backward, setup_context=_setup_context)
+
+
+def matrix_roots(a: torch.Tensor, plan: Plan, outputs: str, eps: float, need_backward: bool):
+    """(sqrt or None, inv or None) of sym(a) + eps I for a (B, n, n), through the custom op."""
+    sqrt_out, inv_out, *_ = roots(a, outputs, float(eps), bool(need_backward), *plan_to_args(plan))
+    return (sqrt_out if outputs != "inv" else None), (inv_out if outputs != "sqrt" else None)
+
