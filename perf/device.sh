@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The one script a lent GPU machine runs: GPU tests, compile report, regression gate, full
+# benchmark with figures, kernel warm-up. Under 8 minutes in all (a global deadline trims the
+# later steps), every step logged, and a step that fails does not stop the others.
+#
+#   OUT=/some/folder bash perf/device.sh        (from the repository root)
+#
+# What comes back (at most 8 files, all in $OUT):
+#   device.log                       every step's output, with its exit status and timing
+#   bench-<gpu>-<stamp>.json         the benchmark rows (tritonsqrt bench)
+#   time-vs-n-<gpu>.png, error-vs-time-<gpu>-zca-b64.png   its figures (if matplotlib is there)
+#   compile-report-sm_90.json        registers / spills / shared memory per kernel
+#   perfcheck-<gpu>.json             the gate's measurements and verdicts, or, on a GPU with no
+#   <gpu>.json                       baseline yet, a recorded baseline to commit to perf/baselines/
+#   warmup-export.json               the tuned kernel configurations
+set -u -o pipefail
+export PYTHONUNBUFFERED=1
+
+OUT=${OUT:?set OUT to the folder whose files come back}
+PY=${PYTHON:-python}
+DEADLINE_S=${DEADLINE_S:-450}  # 7.5 minutes of steps: leaves room for start-up and copying back
+# The GPU tests run the kernels on the GPU, not in the interpreter (tests/conftest.py only sets
+# TRITON_INTERPRET when it is unset).
+TESTS_INTERPRET=${TESTS_INTERPRET:-0}
+# Sizes to warm up; the flag spelling is tritonsqrt warmup's (see its --help in the log).
+WARMUP_ARGS=${WARMUP_ARGS:---n 32,48,64,128,256,512,1024 --export $OUT/warmup-export.json}
+
+mkdir -p "$OUT"
+LOG="$OUT/device.log"
+: >"$LOG"
+START=$SECONDS
+FAILED=()
+
+remaining() { echo $((DEADLINE_S - (SECONDS - START))); }
+
+# step NAME LIMIT_S COMMAND...: run with a time limit (cut to the deadline), log, record failure.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local left
+  left=$(remaining)
+  if [ "$left" -lt 15 ]; then
+    echo "=== $name: skipped, deadline reached" | tee -a "$LOG"
+    FAILED+=("$name(skipped)")
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "=== $name (limit ${limit}s, at $((SECONDS - START))s): $*" | tee -a "$LOG"
+  # SIGINT first: pytest prints its summary and bench keeps the rows it has.
+  timeout --signal=INT --kill-after=15 "$limit" "$@" >>"$LOG" 2>&1
+  local rc=$?
+  echo "=== $name: exit $rc at $((SECONDS - START))s" | tee -a "$LOG"
+  [ "$rc" -eq 0 ] || FAILED+=("$name($rc)")
+}
+
+step environment 30 bash -c "nvidia-smi || true; $PY -c 'import torch, triton, sys; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name(0)); print(\"triton\", triton.__version__)'"
+# Nothing outside the machine can be reached: no build isolation (setuptools is on the image).
+# Should the install fail, the checkout still imports from the repository root.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+step install 90 $PY -m pip install -q -e . --no-deps --no-build-isolation
+step info 30 $PY -m tritonsqrt.cli info
+KIND=$($PY -c "from tritonsqrt.perf.records import device_kind; print(device_kind())" 2>>"$LOG" || echo unknown-gpu)
+echo "device kind: $KIND" | tee -a "$LOG"
+
+step tests 100 env TRITON_INTERPRET="$TESTS_INTERPRET" $PY -m pytest -q -p no:cacheprovider tests
+
+# The gate: compare against this GPU's baseline, or record one to commit if there is none.
+if $PY -c "import sys; from tritonsqrt.perf.records import BASELINE_DIR; sys.exit(not (BASELINE_DIR / '$KIND.json').is_file())"; then
+  step perfcheck 90 $PY -m tritonsqrt.cli perfcheck --json "$OUT/perfcheck-$KIND.json"
+else
+  echo "no perf/baselines/$KIND.json: recording one to $OUT/$KIND.json" | tee -a "$LOG"
+  step perfcheck-record 90 $PY -m tritonsqrt.cli perfcheck --update --only timing --noise-runs 3 --baseline "$OUT/$KIND.json"
+  step perfcheck-costs 60 $PY -m tritonsqrt.cli perfcheck --only costs --json "$OUT/perfcheck-$KIND.json"
+fi
+
+# The benchmark: everything but torch.compile first; compiled providers on two cases only
+# (each compile takes tens of seconds). Its own time limit leaves 90 s for the last two steps.
+PLOT=--plot
+$PY -c "import matplotlib" 2>/dev/null || { PLOT=""; echo "matplotlib missing: no figures (draw them later with --plot-from)" | tee -a "$LOG"; }
+BENCH_LIMIT=$(( $(remaining) - 90 ))
+[ "$BENCH_LIMIT" -ge 30 ] || BENCH_LIMIT=30
+step bench $(( BENCH_LIMIT + 30 )) $PY -m tritonsqrt.cli bench $PLOT --plot-case zca-b64 --out "$OUT" \
+  --compile-cases zca-b64 covpool --time-limit "$BENCH_LIMIT"
+
+step compile-report 45 $PY -m tritonsqrt.cli compile-report --arch sm_90 --json "$OUT/compile-report-sm_90.json"
+step warmup-help 15 $PY -m tritonsqrt.cli warmup --help
+# shellcheck disable=SC2086  # WARMUP_ARGS is a list of words
+step warmup 40 $PY -m tritonsqrt.cli warmup $WARMUP_ARGS
+
+echo "=== done in $((SECONDS - START))s; files in $OUT:" | tee -a "$LOG"
+ls -l "$OUT" | tee -a "$LOG"
+FILES=$(find "$OUT" -type f | wc -l)
+[ "$FILES" -le 8 ] || echo "WARNING: $FILES files in $OUT, only 8 come back" | tee -a "$LOG"
+if [ ${#FAILED[@]} -gt 0 ]; then
+  echo "FAILED steps: ${FAILED[*]}" | tee -a "$LOG"
+  exit 1
+fi
+echo "all steps passed" | tee -a "$LOG"

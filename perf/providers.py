@@ -1,0 +1,128 @@
+"""Every implementation the benchmarks time, as `Provider`s: a name and a function of A per op.
+
+tritonsqrt with each method; the competitors of DESIGN.md section 6 (official MPA-Lya and
+MTP-Lya, iSQRT-COV Newton–Schulz with autograd, eigh with autograd), all from
+`tritonsqrt.reference` so the benchmark and the tests time the same code; and our torch path
+under torch.compile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from typing import Callable
+
+import torch
+
+from tritonsqrt import api, reference
+from tritonsqrt.plan import METHODS, resolve
+
+# The gate divides our time by this provider's (see docs/perf.md, "The gate").
+ANCHOR = "isqrt-cov:ns5"
+
+
+@dataclasses.dataclass(frozen=True)
+class Provider:
+    name: str
+    make: Callable[[str], Callable[[torch.Tensor], torch.Tensor]]  # op -> (A -> root)
+    kind: str  # "tritonsqrt", "competitor" or "compiled"
+    # Whether the op runs without host synchronisation (then it can be captured in a CUDA
+    # graph): torch.linalg.solve / inv / eigh check their info flags on the host.
+    graph_safe: Callable[[str, str], bool] = lambda op, backend: True  # (op, backend) -> bool
+
+    def backend(self, a: torch.Tensor) -> str:
+        """Where the arithmetic runs for input `a`: "torch", "triton" or "torch.compile"."""
+        if self.kind == "tritonsqrt":
+            return resolve(a, self.name.split(":", 1)[1], "auto").backend
+        return "torch.compile" if self.kind == "compiled" else "torch"
+
+    def detail(self, a: torch.Tensor) -> str:
+        if self.kind == "tritonsqrt":
+            return resolve(a, self.name.split(":", 1)[1], "auto").describe()
+        return ""
+
+
+def _inverse(op: str) -> bool:
+    if op not in ("sqrtm", "inv_sqrtm"):
+        raise ValueError(f"op: expected 'sqrtm' or 'inv_sqrtm', got {op!r}")
+    return op == "inv_sqrtm"
+
+
+def _in_float32(fn):
+    """The competitors compute in float32 or float64: a bf16 user upcasts and casts back."""
+
+    def wrapped(a):
+        if a.dtype in (torch.float32, torch.float64):
+            return fn(a)
+        return fn(a.float()).to(a.dtype)
+
+    return wrapped
+
+
+def _ours(method: str) -> Provider:
+    def make(op):
+        fn = api.inv_sqrtm if _inverse(op) else api.sqrtm
+        return lambda a: fn(a, method=method)
+
+    def graph_safe(op, backend):
+        # On the torch path mpa solves with torch.linalg.solve and eigh calls eigh: both sync.
+        return method not in ("eigh", "mpa") or backend == "triton"
+
+    return Provider(f"tritonsqrt:{method}", make, "tritonsqrt", graph_safe)
+
+
+def _official(method: str) -> Provider:
+    def make(op):
+        inverse = _inverse(op)
+        return _in_float32(lambda a: reference.official_lya(a, method, inverse))
+
+    # mpa solves; the mtp inverse inverts; only the mtp square root is sync-free.
+    return Provider(f"official:{method}-lya", make, "competitor",
+                    lambda op, backend: method == "mtp" and op == "sqrtm")
+
+
+def _isqrt_cov() -> Provider:
+    def make(op):
+        inverse = _inverse(op)
+        return _in_float32(lambda a: reference.isqrt_cov_newton_schulz(a, 5, inverse))
+
+    return Provider(ANCHOR, make, "competitor")
+
+
+def _eigh_autograd() -> Provider:
+    def make(op):
+        inverse = _inverse(op)
+        return _in_float32(lambda a: reference.eigh_autograd(a, inverse))
+
+    return Provider("eigh-autograd", make, "competitor", lambda op, backend: False)
+
+
+def _compiled(method: str) -> Provider:
+    def make(op):
+        import torch._dynamo
+
+        # A fresh cache per case: the lambdas share one code object, and dynamo stops
+        # recompiling it after a few shapes (falling back to eager without saying so).
+        torch._dynamo.reset()
+        fn = api.inv_sqrtm if _inverse(op) else api.sqrtm
+        return torch.compile(lambda a: fn(a, method=method, backend="torch"))
+
+    return Provider(f"compiled:{method}", make, "compiled", lambda op, backend: method not in ("eigh", "mpa"))
+
+
+PROVIDERS = tuple(
+    [_ours(m) for m in METHODS]
+    + [_official("mpa"), _official("mtp"), _isqrt_cov(), _eigh_autograd(), _compiled("scaled_ns")]
+)
+BY_NAME = {p.name: p for p in PROVIDERS}
+
+
+def select(patterns: list[str] | None = None, include_compiled: bool = True) -> list[Provider]:
+    """Providers matching any of `patterns` (shell wildcards, e.g. 'tritonsqrt:*'), else all."""
+    if patterns:
+        chosen = [p for p in PROVIDERS if any(fnmatch.fnmatchcase(p.name, pat) for pat in patterns)]
+        if not chosen:
+            raise ValueError(f"--providers: no provider matches {', '.join(patterns)}; "
+                             f"providers are {', '.join(BY_NAME)}")
+        return chosen
+    return [p for p in PROVIDERS if include_compiled or p.kind != "compiled"]

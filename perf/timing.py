@@ -1,0 +1,140 @@
+"""Timers: triton.testing.do_bench on a GPU (plain and CUDA graph), a careful wall clock on CPU.
+
+The single-function timers return a `Timing` of median, 20th and 80th percentile in
+milliseconds. The CPU timer warms up (the first call of a torch path costs a second of lazy
+set-up), disables the garbage collector while sampling, and times each call on its own. The
+gate's CPU ratios come from `interleaved_times`, which times competitors in alternation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+
+import torch
+
+QUANTILES = (0.5, 0.2, 0.8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    p20_ms: float
+    p80_ms: float
+    samples: int = 0  # calls timed (0: decided by do_bench)
+
+
+def quantile(values: list[float], q: float) -> float:
+    """Linear-interpolated quantile of `values` (need not be sorted)."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("quantile: no values")
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summarise(seconds: list[float]) -> Timing:
+    ms = [s * 1e3 for s in seconds]
+    return Timing(quantile(ms, 0.5), quantile(ms, 0.2), quantile(ms, 0.8), len(ms))
+
+
+def time_cpu(fn, budget_s: float = 0.4, min_samples: int = 5, max_samples: int = 500) -> Timing:
+    """Wall-clock samples of single calls until `budget_s` is spent (at least `min_samples`)."""
+    warm_until = time.perf_counter() + 0.1 * budget_s
+    fn()  # lazy initialisation, torch.compile, caches
+    fn()
+    while time.perf_counter() < warm_until:
+        fn()
+    samples = []
+    gc_was_on = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        stop = time.perf_counter() + budget_s
+        while len(samples) < max_samples and (len(samples) < min_samples or time.perf_counter() < stop):
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return summarise(samples)
+
+
+def time_cuda(fn) -> Timing:
+    """triton.testing.do_bench: warm-up, L2 flushed between calls, CUDA-event timed."""
+    import triton.testing
+
+    median, p20, p80 = triton.testing.do_bench(fn, quantiles=list(QUANTILES))
+    return Timing(float(median), float(p20), float(p80))
+
+
+def time_cuda_graph(fn) -> Timing:
+    """The same call replayed from a CUDA graph: what a launch-bound op costs without launch overhead."""
+    import triton.testing
+
+    # Capture needs a side stream; recent Triton opens one itself, older versions demand it.
+    with torch.cuda.stream(torch.cuda.Stream()):
+        median, p20, p80 = triton.testing.do_bench_cudagraph(fn, quantiles=list(QUANTILES))
+    return Timing(float(median), float(p20), float(p80))
+
+
+def time_on(device: torch.device, fn, budget_s: float = 0.4) -> Timing:
+    if device.type == "cuda":
+        return time_cuda(fn)
+    return time_cpu(fn, budget_s=budget_s)
+
+
+def interleaved_times(fns: dict, anchor: str, device: torch.device, rounds: int = 11,
+                      block_s: float = 0.05) -> dict[str, list[float]]:
+    """Seconds per call of each function, timed in interleaved blocks: name -> one value per round.
+
+    Each round times every function once, in blocks of calls lasting about `block_s`; the
+    anchor is timed before the first round and after every round, so it has rounds + 1 values
+    that bracket the others. Interleaving exposes every function to the same changes of load
+    on a shared machine, which timing them one after the other does not.
+    """
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    calls = {}
+    for name, fn in fns.items():
+        for _ in range(2):  # warm-up
+            fn()
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        one = time.perf_counter() - start
+        calls[name] = max(1, int(block_s / max(one, 1e-6)))
+
+    def block(name):
+        fn, count = fns[name], calls[name]
+        sync()
+        start = time.perf_counter()
+        for _ in range(count):
+            fn()
+        sync()
+        return (time.perf_counter() - start) / count
+
+    times = {name: [] for name in fns}
+    gc.collect()
+    times[anchor].append(block(anchor))
+    for _ in range(rounds):
+        for name in fns:
+            if name != anchor:
+                times[name].append(block(name))
+        times[anchor].append(block(anchor))
+    return times
+
+
+def best_ratio(times: list[float], anchor_times: list[float]) -> float:
+    """Fastest time over fastest anchor time: load on a shared machine only ever adds time,
+    so the minima are the least disturbed estimates of both."""
+    return min(times) / min(anchor_times)
+
+
+def bracketed_ratios(times: list[float], anchor_times: list[float]) -> list[float]:
+    """Per round, the time over the mean of the anchor blocks just before and after it."""
+    return [t / (0.5 * (before + after)) for t, before, after in zip(times, anchor_times, anchor_times[1:])]
