@@ -53,3 +53,67 @@ def count_torch_ops():
     counts = OpCounts()
     with _CountingMode(counts):
         yield counts
+
+
+@dataclasses.dataclass(eq=False)  # identity: nested contexts are told apart by object
+class LaunchCounts:
+    launches: int = 0
+    names: list = dataclasses.field(default_factory=list)
+
+
+_active_launch_counts: list = []
+_original_runs: dict = {}
+
+
+def _launch_classes() -> list:
+    """Triton's launch entry points: `kernel[grid](...)` calls `.run` on one of these
+    (compiled JITFunction, or the interpreter's InterpretedFunction under TRITON_INTERPRET=1);
+    autotuners and heuristics wrappers end in the same `.run`."""
+    from triton.runtime import jit
+
+    classes = [jit.JITFunction]
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+    except ImportError:  # an interpreter-less build
+        pass
+    else:
+        classes.append(InterpretedFunction)
+    return classes
+
+
+def _counting_run(original, returns_kernel: bool):
+    def run(self, *args, grid, warmup, **kwargs):
+        result = original(self, *args, grid=grid, warmup=warmup, **kwargs)
+        # warmup compiles without launching; a compiled run that returns no kernel did not
+        # launch (asynchronous compilation); the interpreter's run returns nothing but ran.
+        if not warmup and (result is not None or not returns_kernel):
+            name = getattr(getattr(self, "fn", None), "__name__", None) or repr(self)
+            for counts in _active_launch_counts:
+                counts.launches += 1
+                counts.names.append(name)
+        return result
+
+    return run
+
+
+@contextlib.contextmanager
+def count_launches():
+    """with count_launches() as counts: ... -> counts.launches, counts.names (Triton kernels run).
+
+    Wraps Triton's own launch method for the duration, so it sees every launch whoever makes
+    it; contexts may nest (each counts what ran inside it).
+    """
+    counts = LaunchCounts()
+    if not _active_launch_counts:
+        for cls in _launch_classes():
+            _original_runs[cls] = cls.__dict__["run"]
+            cls.run = _counting_run(cls.__dict__["run"], returns_kernel=cls.__name__ == "JITFunction")
+    _active_launch_counts.append(counts)
+    try:
+        yield counts
+    finally:
+        _active_launch_counts.remove(counts)
+        if not _active_launch_counts:
+            for cls, original in _original_runs.items():
+                cls.run = original
+            _original_runs.clear()
