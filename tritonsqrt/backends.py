@@ -28,12 +28,20 @@ def interpreter_on() -> bool:
 
 
 def kernel_methods() -> frozenset[str]:
-    """Methods with a Triton forward and backward."""
-    return frozenset()
+    """Methods with a Triton forward (kernels/fused_roots.py) and backward (kernels/fused_lyapunov.py).
+
+    eigh stays on torch: an eigendecomposition is no chain of matrix products.
+    """
+    return frozenset({"mtp", "mpa", "ns", "scaled_ns"})
 
 
 def max_kernel_n() -> int:
-    return 0
+    """Largest n the fused kernels take: a whole matrix and its iterates in one program.
+
+    The forward kernels (kernels/fused_roots.py, MAX_N) stop at 64: at n = 128 every variant
+    spills registers or exceeds shared memory (docs/fused-kernels.md).
+    """
+    return 64
 
 
 def triton_unsupported_reason(a: torch.Tensor, plan, forced: bool) -> str | None:
