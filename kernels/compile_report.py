@@ -140,7 +140,7 @@ def report(arch: str, sizes=DEFAULT_SIZES, dtypes=DTYPES, modules=None) -> list[
     if arch not in ARCHES:
         raise ValueError(f"arch: expected one of {', '.join(ARCHES)}, got {arch!r}")
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        rows = _report_in_child(arch, tuple(sizes), tuple(dtypes))
+        rows = _report_in_child(arch, tuple(sizes), tuple(dtypes), tuple(modules) if modules else None)
         return [row for row in rows if modules is None or row["module"] in modules]
     rows = []
     for module in kernel_modules():
@@ -156,14 +156,16 @@ def report(arch: str, sizes=DEFAULT_SIZES, dtypes=DTYPES, modules=None) -> list[
 _CHILD_ROWS: dict = {}  # (arch, n, dtype) -> rows, so a test session compiles each once
 
 
-def _report_in_child(arch: str, sizes: tuple, dtypes: tuple) -> list[dict]:
-    missing_sizes = sorted({n for n in sizes for d in dtypes if (arch, n, d) not in _CHILD_ROWS})
+def _report_in_child(arch: str, sizes: tuple, dtypes: tuple, modules: tuple | None = None) -> list[dict]:
+    missing_sizes = sorted({n for n in sizes for d in dtypes if (arch, n, d, modules) not in _CHILD_ROWS})
     if missing_sizes:
         with tempfile.TemporaryDirectory() as folder:
             out = os.path.join(folder, "rows.json")
             env = dict(os.environ, TRITON_INTERPRET="0")
             command = [sys.executable, "-m", "tritonsqrt.cli", "compile-report", "--arch", arch,
                        "--n", ",".join(map(str, missing_sizes)), "--dtype", ",".join(dtypes), "--json", out]
+            if modules:
+                command += ["--module", ",".join(modules)]
             child = subprocess.run(command, env=env, capture_output=True, text=True)
             if not os.path.exists(out):
                 raise RuntimeError(f"compile-report child failed ({child.returncode}):\n{child.stderr[-3000:]}")
@@ -171,8 +173,8 @@ def _report_in_child(arch: str, sizes: tuple, dtypes: tuple) -> list[dict]:
                 child_rows = json.load(handle)["rows"]
         for n in missing_sizes:
             for d in dtypes:
-                _CHILD_ROWS[(arch, n, d)] = [row for row in child_rows if row["n"] == n and row["dtype"] == d]
-    return [row for n in sizes for d in dtypes for row in _CHILD_ROWS[(arch, n, d)]]
+                _CHILD_ROWS[(arch, n, d, modules)] = [row for row in child_rows if row["n"] == n and row["dtype"] == d]
+    return [row for n in sizes for d in dtypes for row in _CHILD_ROWS[(arch, n, d, modules)]]
 
 
 def format_table(rows: list[dict]) -> str:

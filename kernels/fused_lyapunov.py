@@ -20,6 +20,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .tables import coefficient_table
+
 PRECISIONS = ("ieee", "tf32x3", "tf32")
 MAX_N = 128
 
@@ -293,7 +295,6 @@ def launch_config(n: int, dtype_name: str, precision: str) -> dict:
 
 
 _KERNELS = {"registers": _lyapunov_backward_kernel, "streamed": _lyapunov_backward_streamed_kernel}
-_STEPS_CACHE: dict = {}
 
 
 def steps_tensor(steps, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -306,12 +307,7 @@ def steps_tensor(steps, dtype: torch.dtype, device: torch.device) -> torch.Tenso
         if steps.dim() != 2 or steps.shape[-1] != 2:
             raise ValueError(f"steps: expected a (num_steps, 2) tensor of (a, b), got shape {tuple(steps.shape)}")
         return steps.to(device=device, dtype=dtype).contiguous()
-    key = (tuple((float(a), float(b)) for a, b in steps), dtype, torch.device(device))
-    cached = _STEPS_CACHE.get(key)
-    if cached is None:
-        cached = torch.tensor(key[0], dtype=dtype).reshape(-1, 2).to(device)
-        _STEPS_CACHE[key] = cached
-    return cached
+    return coefficient_table(steps, dtype, device)
 
 
 def _check_matrices(name: str, t: torch.Tensor, batch: int, n: int) -> None:

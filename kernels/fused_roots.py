@@ -33,6 +33,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .tables import coefficient_table
+
 from tritonsqrt.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -529,20 +531,6 @@ def launch_config(n: int, dtype_name: str, kernel: str, precision: str = "ieee")
     elif block == 64:
         config.update(num_warps=8)
     return config
-
-
-_TABLES: dict = {}
-
-
-def coefficient_table(rows, dtype: torch.dtype, device) -> torch.Tensor:
-    """A small (k, 2) coefficient table on `device`, copied from the host once and cached, so
-    later calls (and CUDA-graph capture after one warm-up call) copy nothing."""
-    key = (tuple((float(x), float(y)) for x, y in rows), dtype, torch.device(device))
-    table = _TABLES.get(key)
-    if table is None:
-        table = torch.tensor(key[0], dtype=dtype).reshape(-1, 2).to(device)
-        _TABLES[key] = table
-    return table
 
 
 def _split_eps(eps: float) -> tuple[float, float]:

@@ -54,6 +54,20 @@ def triton_unsupported_reason(a: torch.Tensor, plan, forced: bool) -> str | None
         return f"tensors on {a.device.type} need CUDA, or TRITON_INTERPRET=1 for CPU tensors"
     if plan.method not in kernel_methods():
         return f"no Triton kernel for method {plan.method!r}"
-    if plan.n > max_kernel_n():
-        return f"n = {plan.n} is beyond the largest kernel size {max_kernel_n()}"
+    if plan.n > max_kernel_n() and not tiled_available():
+        return f"n = {plan.n} is beyond the largest fused kernel size {max_kernel_n()} and the tiled kernels are absent"
     return None
+
+
+def tiled_available() -> bool:
+    """The tiled kernels (any n, one batched GEMM chain) take every size above the fused limit."""
+    try:
+        from .kernels import tiled  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def kernel_family(n: int) -> str:
+    """"fused" (one program per matrix, one launch per direction) or "tiled" (GEMM chain)."""
+    return "fused" if n <= max_kernel_n() else "tiled"

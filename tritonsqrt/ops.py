@@ -38,11 +38,17 @@ def plan_from_args(a: torch.Tensor, method, backend, taylor_degree, pade_num, pa
 
 
 def _backend(plan: Plan):
-    if plan.backend == "triton":
+    if plan.backend != "triton":
+        return torch_path
+    from .backends import kernel_family
+
+    if kernel_family(plan.n) == "fused":
         from . import triton_path
 
         return triton_path
-    return torch_path
+    from . import tiled_path
+
+    return tiled_path
 
 
 def _layout(a, plan: Plan, outputs: str, need_backward: bool):

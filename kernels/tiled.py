@@ -1,0 +1,971 @@
+"""Tiled Triton kernels for matrices too large for one program, and their launchers.
+
+Past the fused kernels' size a matrix no longer fits one program, so every step of every
+method becomes a batched, tiled matrix product (grid: output tiles x batch) whose epilogue
+does the step's element-wise work: `alpha * X @ Y + beta * W + gamma * I`, the Frobenius
+normalisation, the polynomial sums and the final unscale and cast. Products that read a
+common operand share one launch (and its loads); each intermediate is written once, to a
+buffer no launch both reads and writes, so a launch can be re-run (that is how candidates
+are timed).
+
+Symmetry: a product of two polynomials of the same matrix is symmetric (they commute), so
+those launches compute only the tiles on and above the diagonal and store each twice, the
+second time transposed. The diagonal tiles keep their upper triangle. The result is exactly
+symmetric, which is what `reference.symmetrize` is there for (the re-symmetrisation of the
+Lyapunov iteration every step included), at half the arithmetic.
+
+Per-matrix scalars never leave the device: the input's Frobenius norm is reduced from
+per-band partial sums written by the first launch, and later launches read it from the
+(B, 1, 1) norm tensor; the coefficients of every step come from small device tables.
+
+Launch settings (BLOCK, BLOCK_K, GROUP, warps, stages) are chosen per kernel and matrix-size
+bucket through `tritonsqrt.tuning`; `candidate_configs` is the space, `compile_specs` lists
+it for `tritonsqrt compile-report`.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+
+import torch
+import triton
+import triton.language as tl
+
+from tritonsqrt import tuning
+
+PRECISIONS = ("ieee", "tf32x3", "tf32")
+
+# ---------------------------------------------------------------------------------------
+# Shared pieces of the kernels
+
+
+@triton.jit
+def _reciprocal(x):
+    """1 / x for a per-matrix scalar, correctly rounded (Triton's float32 '/' is approximate).
+
+    Tiles are multiplied by it rather than divided element by element: within one rounding of
+    torch's division, and a correctly rounded division per element costs registers (its slow
+    path made small tiles spill 8 bytes on sm_80).
+    """
+    if x.dtype == tl.float64:
+        return 1.0 / x
+    else:
+        return tl.div_rn(1.0, x)
+
+
+@triton.jit
+def _sqrt(x):
+    # tl.sqrt is approximate in float32 (sqrt_rn exists for float32 only; float64 sqrt is exact).
+    if x.dtype == tl.float64:
+        return tl.sqrt(x)
+    else:
+        return tl.sqrt_rn(x)
+
+
+@triton.jit
+def _eps_value(eps_hi, eps_lo, compute_dtype: tl.constexpr):
+    # Python floats reach kernels as float32: float64 gets eps back from two halves.
+    if compute_dtype == tl.float64:
+        return tl.cast(eps_hi, tl.float64) + tl.cast(eps_lo, tl.float64)
+    else:
+        return tl.cast(eps_hi, tl.float32)
+
+
+@triton.jit
+def _tile_position(n, BLOCK: tl.constexpr, GROUP: tl.constexpr):
+    """(matrix index, tile row, tile column) of this program; the grid is tiles^2 x batch, flattened.
+
+    Within a matrix, tiles are visited GROUP tile rows at a time, column by column, so that
+    programs running together read the same operand tiles from L2.
+    """
+    pid = tl.program_id(0)
+    tiles = tl.cdiv(n, BLOCK)
+    matrix = (pid // (tiles * tiles)).to(tl.int64)
+    pid = pid % (tiles * tiles)
+    per_group = GROUP * tiles
+    group_first = (pid // per_group) * GROUP
+    group_rows = tl.minimum(tiles - group_first, GROUP)
+    tile_row = group_first + (pid % per_group) % group_rows
+    tile_col = (pid % per_group) // group_rows
+    return matrix, tile_row, tile_col
+
+
+@triton.jit
+def _indices(tile, BLOCK: tl.constexpr):
+    # int32 within a matrix (n^2 < 2^31 up to n = 46340); the batch offset is added to the pointers.
+    return tile * BLOCK + tl.arange(0, BLOCK)
+
+
+@triton.jit
+def _left_pointers(ptr, rows, n, BLOCK_K: tl.constexpr):
+    """Pointers to X[rows, 0:BLOCK_K]. Rows past n are wrapped back in: loaded, never stored."""
+    return ptr + (rows % n)[:, None] * n + tl.arange(0, BLOCK_K)[None, :]
+
+
+@triton.jit
+def _right_pointers(ptr, cols, n, BLOCK_K: tl.constexpr):
+    """Pointers to Y[0:BLOCK_K, cols] (columns past n wrapped as in `_left_pointers`)."""
+    return ptr + tl.arange(0, BLOCK_K)[:, None] * n + (cols % n)[None, :]
+
+
+@triton.jit
+def _product_tile(acc, x_ptr, y_ptr, rows, cols, n, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+    """acc + X[rows, :] @ Y[:, cols] for n x n row-major X and Y (pointers at the matrix).
+
+    Kernels with two products run two of these loops one after the other rather than one loop
+    with two accumulators: the shared operand is read twice (from L2), but each loop keeps
+    fewer operand registers live.
+    """
+    ks = tl.arange(0, BLOCK_K)
+    x_tiles = _left_pointers(x_ptr, rows, n, BLOCK_K)
+    y_tiles = _right_pointers(y_ptr, cols, n, BLOCK_K)
+    for k_start in range(0, n, BLOCK_K):
+        in_k = ks < n - k_start
+        acc = tl.dot(tl.load(x_tiles, mask=in_k[None, :], other=0.0), tl.load(y_tiles, mask=in_k[:, None], other=0.0),
+                     acc, input_precision=PRECISION)
+        x_tiles += BLOCK_K
+        y_tiles += BLOCK_K * n
+    return acc
+
+
+@triton.jit
+def _load_block(ptr, rows, cols, n):
+    """Block [rows, cols] of an n x n row-major matrix at ptr; zero outside it."""
+    mask = (rows[:, None] < n) & (cols[None, :] < n)
+    return tl.load(ptr + rows[:, None] * n + cols[None, :], mask=mask, other=0.0)
+
+
+@triton.jit
+def _store_block(ptr, value, rows, cols, n):
+    mask = (rows[:, None] < n) & (cols[None, :] < n)
+    tl.store(ptr + rows[:, None] * n + cols[None, :], value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _store_symmetric(ptr, value, rows, cols, n):
+    """Store a tile on or above the diagonal and its mirror image below it.
+
+    On a diagonal tile only the upper triangle is kept (its lower triangle is the mirror), so
+    the stored matrix is exactly symmetric. The mirror is transposed in registers, which keeps
+    its store coalesced.
+    """
+    value = value.to(ptr.dtype.element_ty)
+    inside = (rows[:, None] < n) & (cols[None, :] < n)
+    tl.store(ptr + rows[:, None] * n + cols[None, :], value, mask=inside & (rows[:, None] <= cols[None, :]))
+    mirror_inside = (cols[:, None] < n) & (rows[None, :] < n) & (rows[None, :] < cols[:, None])
+    tl.store(ptr + cols[:, None] * n + rows[None, :], tl.trans(value), mask=mirror_inside)
+
+
+@triton.jit
+def _store_output(ptr, value, rows, cols, n, SYMMETRIC: tl.constexpr):
+    if SYMMETRIC:
+        _store_symmetric(ptr, value, rows, cols, n)
+    else:
+        _store_block(ptr, value, rows, cols, n)
+
+
+@triton.jit
+def _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS: tl.constexpr):
+    """||W||_F from the per-band sums of squares that `_prepare_forward_kernel` wrote."""
+    lanes = tl.arange(0, PARTIALS)
+    squares = tl.load(partials_ptr + matrix * num_partials + lanes, mask=lanes < num_partials, other=0.0)
+    return _sqrt(tl.sum(squares, axis=0))
+
+
+@triton.jit
+def _safe_norm(norm):
+    # `reference.frobenius_normalize`: a zero matrix stays zero (no 0/0); NaN stays NaN.
+    return tl.where(norm == 0, 1.0, norm)
+
+
+@triton.jit
+def _unscale(root_hat, norm, diagonal, INVERSE: tl.constexpr):
+    """`reference.unscale`: the root of A from that of A / ||A||_F; the zero matrix gives 0 or diag(+inf)."""
+    root_norm = _sqrt(norm)
+    if INVERSE:
+        scaled = root_hat * _reciprocal(tl.where(norm == 0, 1.0, root_norm))
+        return tl.where(norm == 0, tl.where(diagonal, float("inf"), 0.0), scaled)
+    else:
+        return root_hat * root_norm
+
+
+@triton.jit
+def _store_root(root_hat, norm, diagonal, out_ptr, saved_ptr, rows, cols, n,
+                INVERSE: tl.constexpr, STORE: tl.constexpr, SAVE: tl.constexpr, SYMMETRIC: tl.constexpr):
+    """Unscale a root and store it in the output (A's dtype) and/or the saved copy (compute dtype)."""
+    if STORE or SAVE:
+        root = _unscale(root_hat, norm, diagonal, INVERSE)
+        if STORE:
+            _store_output(out_ptr, root, rows, cols, n, SYMMETRIC)
+        if SAVE:
+            _store_output(saved_ptr, root, rows, cols, n, SYMMETRIC)
+
+
+@triton.jit
+def _lyapunov_scale(norm):
+    # `torch_path.roots_backward`: sqrt(||A||_F) bounds the largest eigenvalue of S (1 for A = 0).
+    return tl.where(norm == 0, 1.0, _sqrt(norm))
+
+
+# ---------------------------------------------------------------------------------------
+# Forward kernels
+
+
+@triton.jit
+def _prepare_forward_kernel(
+    a_ptr, a_batch_stride, a_row_stride, a_col_stride,
+    w_ptr, partials_ptr, eps_hi, eps_lo, n,
+    BLOCK: tl.constexpr,
+):
+    """W = sym(A) + eps I in the compute dtype, and the sum of squares of W per band of rows.
+
+    a_ptr: the input A, of shape [batch, n, n], float16/bfloat16/float32/float64, any strides.
+    a_batch_stride, a_row_stride, a_col_stride: element strides of A.
+    w_ptr: W, of shape [batch, n, n], contiguous, compute dtype (float32 or float64).
+    partials_ptr: sums of squares, of shape [batch, cdiv(n, BLOCK)], compute dtype.
+    eps_hi, eps_lo: eps as float32 + float32 (eps_lo used in float64 only).
+    n: matrix size.
+    BLOCK: rows per program (one band) and columns per step along it.
+    """
+    compute_dtype = w_ptr.dtype.element_ty
+    bands = tl.cdiv(n, BLOCK)
+    band = tl.program_id(0) % bands
+    matrix = (tl.program_id(0) // bands).to(tl.int64)
+    eps = _eps_value(eps_hi, eps_lo, compute_dtype)
+    a_ptr += matrix * a_batch_stride
+    w_ptr += matrix * n * n
+    # int64: the input's strides are anyone's (a transposed view of a large batch, say).
+    rows = _indices(band, BLOCK).to(tl.int64)
+    squares = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
+    for col_start in range(0, n, BLOCK):
+        cols = col_start + tl.arange(0, BLOCK).to(tl.int64)
+        mask = (rows[:, None] < n) & (cols[None, :] < n)
+        block = tl.load(a_ptr + rows[:, None] * a_row_stride + cols[None, :] * a_col_stride,
+                        mask=mask, other=0.0).to(compute_dtype)
+        # The mirror block A[cols, rows], loaded row-major and transposed in registers.
+        mirror = tl.load(a_ptr + cols[:, None] * a_row_stride + rows[None, :] * a_col_stride,
+                         mask=(cols[:, None] < n) & (rows[None, :] < n), other=0.0).to(compute_dtype)
+        w = 0.5 * (block + tl.trans(mirror)) + tl.where(rows[:, None] == cols[None, :], eps, 0.0)
+        tl.store(w_ptr + rows[:, None] * n + cols[None, :], w, mask=mask)
+        squares += w * w
+    tl.store(partials_ptr + matrix * bands + band, tl.sum(tl.sum(squares, axis=1), axis=0))
+
+
+@triton.jit
+def _power_step_kernel(
+    left_ptr, z_ptr, z_out_ptr, power_out_ptr,
+    first_in_ptr, second_in_ptr,
+    first_out_ptr, first_saved_ptr, second_out_ptr, second_saved_ptr,
+    coeffs_ptr, power, norm_ptr, partials_ptr, num_partials, n,
+    FIRST: tl.constexpr, WRITE_Z: tl.constexpr, WRITE_POWER: tl.constexpr,
+    FIRST_POLY: tl.constexpr, SECOND_POLY: tl.constexpr, UNSCALE: tl.constexpr,
+    STORE_FIRST: tl.constexpr, SAVE_FIRST: tl.constexpr, STORE_SECOND: tl.constexpr, SAVE_SECOND: tl.constexpr,
+    PARTIALS: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """Z^power and the two polynomials summed up to it (`reference.matrix_powers`, `polynomial`).
+
+    Z = I - W / ||W||_F. MTP sums the square-root and inverse-root Taylor series, MPA the Padé
+    numerator P and denominator Q; both from the same powers, in the reference's order.
+    left_ptr: FIRST: W; else Z^(power-1); of shape [batch, n, n], contiguous, compute dtype.
+    z_ptr: FIRST: W; else Z; same shape.
+    z_out_ptr: FIRST with WRITE_Z: Z is written here (the right operand of later powers).
+    power_out_ptr: Z^power, written when WRITE_POWER (a later power needs it).
+    first_in_ptr, second_in_ptr: the polynomials up to Z^(power-1) (not read when FIRST).
+    first_out_ptr, second_out_ptr: the polynomials up to Z^power; with UNSCALE the roots
+        (first: square root, second: inverse root), in the output dtype.
+    first_saved_ptr, second_saved_ptr: with UNSCALE and SAVE_*: the roots again, compute dtype.
+    coeffs_ptr: coefficients, of shape [degree + 1, 2], compute dtype (first, second).
+    power: the power this launch forms (>= 2).
+    norm_ptr: ||W||_F, of shape [batch], compute dtype: written when FIRST, read with UNSCALE.
+    partials_ptr, num_partials: W's sums of squares per band, [batch, num_partials] (FIRST).
+    n: matrix size.
+    FIRST: power 2 from W: Z^2 = I - 2 W/||W|| + W^2/||W||^2, and the sums start at c0 I + c1 Z.
+    FIRST_POLY, SECOND_POLY: which polynomials are wanted.
+    UNSCALE: the last power: store the roots (unscaled) rather than the sums.
+    STORE_*, SAVE_*: with UNSCALE, which of the output and saved copies to write.
+    PARTIALS: num_partials rounded up to a power of two.
+    BLOCK: output tile side; BLOCK_K: inner dimension per step; GROUP: tile rows per group.
+    PRECISION: tl.dot input precision, "ieee", "tf32x3" or "tf32".
+    """
+    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    if tile_row <= tile_col:  # Z^power is symmetric: the mirror tiles come from here
+        compute_dtype = norm_ptr.dtype.element_ty
+        base = matrix * n * n
+        left_ptr += base
+        z_ptr += base
+        rows = _indices(tile_row, BLOCK)
+        cols = _indices(tile_col, BLOCK)
+        diagonal = rows[:, None] == cols[None, :]
+
+        acc = _product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), left_ptr, z_ptr, rows, cols, n,
+                            BLOCK_K, PRECISION)
+
+        # Epilogue: each tile is stored as soon as it is complete, so that few stay live (spills).
+        if FIRST:
+            norm = _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS)
+            if (tile_row == 0) & (tile_col == 0):
+                tl.store(norm_ptr + matrix, norm)
+            inverse_norm = _reciprocal(_safe_norm(norm))
+            w_hat = _load_block(left_ptr, rows, cols, n) * inverse_norm
+            power_value = tl.where(diagonal, 1.0, 0.0) - 2.0 * w_hat + (acc * inverse_norm) * inverse_norm
+            z = tl.where(diagonal, 1.0, 0.0) - w_hat
+            if WRITE_Z:
+                _store_symmetric(z_out_ptr + base, z, rows, cols, n)
+        else:
+            power_value = acc
+        if WRITE_POWER:
+            _store_symmetric(power_out_ptr + base, power_value, rows, cols, n)
+        if UNSCALE:
+            if FIRST:
+                norm_value = norm
+            else:
+                norm_value = tl.load(norm_ptr + matrix)
+        if FIRST_POLY:
+            if FIRST:  # c0 I + c1 Z, as `reference.polynomial` starts
+                first = tl.where(diagonal, tl.load(coeffs_ptr), 0.0) + tl.load(coeffs_ptr + 2) * z
+            else:
+                first = _load_block(first_in_ptr + base, rows, cols, n)
+            first += tl.load(coeffs_ptr + 2 * power) * power_value
+            if UNSCALE:
+                _store_root(first, norm_value, diagonal, first_out_ptr + base, first_saved_ptr + base, rows, cols,
+                            n, False, STORE_FIRST, SAVE_FIRST, True)
+            else:
+                _store_symmetric(first_out_ptr + base, first, rows, cols, n)
+        if SECOND_POLY:
+            if FIRST:
+                second = tl.where(diagonal, tl.load(coeffs_ptr + 1), 0.0) + tl.load(coeffs_ptr + 3) * z
+            else:
+                second = _load_block(second_in_ptr + base, rows, cols, n)
+            second += tl.load(coeffs_ptr + 2 * power + 1) * power_value
+            if UNSCALE:
+                _store_root(second, norm_value, diagonal, second_out_ptr + base, second_saved_ptr + base, rows, cols,
+                            n, True, STORE_SECOND, SAVE_SECOND, True)
+            else:
+                _store_symmetric(second_out_ptr + base, second, rows, cols, n)
+
+
+@triton.jit
+def _newton_schulz_step_kernel(
+    y_ptr, z_ptr, m_ptr,
+    y_out_ptr, y_saved_ptr, z_out_ptr, z_saved_ptr,
+    steps_ptr, step, norm_ptr, partials_ptr, num_partials, n,
+    FIRST: tl.constexpr, UPDATE_Y: tl.constexpr, UPDATE_Z: tl.constexpr, UNSCALE: tl.constexpr,
+    STORE_Y: tl.constexpr, SAVE_Y: tl.constexpr, STORE_Z: tl.constexpr, SAVE_Z: tl.constexpr,
+    PARTIALS: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """One coupled Newton–Schulz update (`reference.coupled_newton_schulz`) with T = a I + b Z Y.
+
+    With M = Z Y (a previous launch): Y' = Y T = a Y + b Y M and Z' = T Z = a Z + b M Z, the
+    products in the reference's order: two products, one launch.
+    FIRST (Y = A_hat, Z = I): Y' = a A_hat + b A_hat^2 (one product of W), Z' = T = a I + b A_hat.
+    y_ptr, z_ptr, m_ptr: Y, Z, M, of shape [batch, n, n], contiguous, compute dtype
+        (FIRST: y_ptr = m_ptr = W, z_ptr unused).
+    y_out_ptr, z_out_ptr: Y', Z' (with UNSCALE: the square root and inverse root, output dtype).
+    y_saved_ptr, z_saved_ptr: with UNSCALE and SAVE_*: the roots again, compute dtype.
+    steps_ptr: the (a, b) of every step, of shape [steps, 2], compute dtype; step: this one.
+    norm_ptr: ||W||_F, of shape [batch], compute dtype: written when FIRST, read with UNSCALE.
+    partials_ptr, num_partials: W's sums of squares per band, [batch, num_partials] (FIRST).
+    n: matrix size.
+    UPDATE_Y, UPDATE_Z: which iterates are wanted (the last step skips what is not needed).
+    UNSCALE: the last step: store the roots (unscaled) rather than the iterates.
+    STORE_*, SAVE_*: with UNSCALE, which of the output and saved copies to write.
+    PARTIALS, BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
+    """
+    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    if tile_row <= tile_col:
+        compute_dtype = norm_ptr.dtype.element_ty
+        base = matrix * n * n
+        y_ptr += base
+        z_ptr += base
+        m_ptr += base
+        rows = _indices(tile_row, BLOCK)
+        cols = _indices(tile_col, BLOCK)
+        diagonal = rows[:, None] == cols[None, :]
+        a = tl.load(steps_ptr + 2 * step)
+        b = tl.load(steps_ptr + 2 * step + 1)
+        zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
+        # Both products before any epilogue work: address and mask tiles of the epilogue kept
+        # live across a product loop made every configuration spill.
+        acc_y = zeros
+        acc_z = zeros
+        if UPDATE_Y:
+            acc_y = _product_tile(zeros, y_ptr, m_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        if UPDATE_Z and not FIRST:
+            # T Z = a Z + b M Z, in this order: Z M = Z Z Y equals it only in exact arithmetic,
+            # and that form loses the coupled iteration's stability (7.7e-3 after 12 steps).
+            acc_z = _product_tile(zeros, m_ptr, z_ptr, rows, cols, n, BLOCK_K, PRECISION)
+
+        if FIRST:
+            norm = _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS)
+            if (tile_row == 0) & (tile_col == 0):
+                tl.store(norm_ptr + matrix, norm)
+            inverse_norm = _reciprocal(_safe_norm(norm))
+        elif UNSCALE:
+            norm = tl.load(norm_ptr + matrix)
+        # Y' is stored before Z' is formed, so that few tiles are live at once.
+        if UPDATE_Y:
+            if FIRST:
+                y_new = a * (_load_block(y_ptr, rows, cols, n) * inverse_norm) + b * ((acc_y * inverse_norm) * inverse_norm)
+            else:
+                y_new = a * _load_block(y_ptr, rows, cols, n) + b * acc_y
+            if UNSCALE:
+                _store_root(y_new, norm, diagonal, y_out_ptr + base, y_saved_ptr + base, rows, cols, n,
+                            False, STORE_Y, SAVE_Y, True)
+            else:
+                _store_symmetric(y_out_ptr + base, y_new, rows, cols, n)
+        if UPDATE_Z:
+            if FIRST:  # Z' = T = a I + b A_hat: no product
+                z_new = tl.where(diagonal, a, 0.0) + b * (_load_block(y_ptr, rows, cols, n) * inverse_norm)
+            else:
+                z_new = a * _load_block(z_ptr, rows, cols, n) + b * acc_z
+            if UNSCALE:
+                _store_root(z_new, norm, diagonal, z_out_ptr + base, z_saved_ptr + base, rows, cols, n,
+                            True, STORE_Z, SAVE_Z, True)
+            else:
+                _store_symmetric(z_out_ptr + base, z_new, rows, cols, n)
+
+
+@triton.jit
+def _product_kernel(
+    x_ptr, y_ptr, e_ptr, out_ptr, norm_ptr, alpha, beta, n,
+    SYMMETRIC: tl.constexpr, HAS_E: tl.constexpr, SCALE: tl.constexpr,
+    BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """out = scale(alpha * X @ Y + beta * E), per matrix of a batch.
+
+    x_ptr, y_ptr: X and Y, of shape [batch, n, n], contiguous, compute dtype.
+    e_ptr: E, same shape (read when HAS_E).
+    out_ptr: the result, of shape [batch, n, n], contiguous, its own dtype.
+    norm_ptr: ||A||_F, of shape [batch], compute dtype (read when SCALE is not "none").
+    alpha, beta: float32 scalars (+-1 and 0/1 here, exact in any dtype).
+    n: matrix size.
+    SYMMETRIC: the result is symmetric: compute the upper tiles, store their mirror too.
+    SCALE: "none"; "sqrt_of_normalized": X = W, the result is unscale(sym(W_hat Y)), the
+        square root from the inverse one (`torch_path`); "lyapunov": divided by the per-matrix
+        Lyapunov scale (`_lyapunov_scale`).
+    BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
+    """
+    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    active = tile_row <= tile_col
+    if not SYMMETRIC:
+        active = tile_row >= 0
+    if active:
+        compute_dtype = x_ptr.dtype.element_ty
+        base = matrix * n * n
+        rows = _indices(tile_row, BLOCK)
+        cols = _indices(tile_col, BLOCK)
+        acc = _product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), x_ptr + base, y_ptr + base, rows, cols, n,
+                            BLOCK_K, PRECISION)
+        value = tl.cast(alpha, compute_dtype) * acc
+        if HAS_E:
+            value += tl.cast(beta, compute_dtype) * _load_block(e_ptr + base, rows, cols, n)
+        if SCALE == "sqrt_of_normalized":
+            norm = tl.load(norm_ptr + matrix)
+            value = _unscale(value * _reciprocal(_safe_norm(norm)), norm, rows[:, None] == cols[None, :], False)
+        elif SCALE == "lyapunov":
+            value = value * _reciprocal(_lyapunov_scale(tl.load(norm_ptr + matrix)))
+        _store_output(out_ptr + base, value, rows, cols, n, SYMMETRIC)
+
+
+@triton.jit
+def _load_strided(ptr, batch_stride, row_stride, col_stride, matrix, rows, cols, n):
+    """Block [rows, cols] of matrix `matrix` of a strided (batch, n, n) tensor; zero outside it."""
+    ptr += matrix * batch_stride
+    rows = rows.to(tl.int64)
+    cols = cols.to(tl.int64)
+    return tl.load(ptr + rows[:, None] * row_stride + cols[None, :] * col_stride,
+                   mask=(rows[:, None] < n) & (cols[None, :] < n), other=0.0)
+
+
+@triton.jit
+def _unscale_roots_kernel(
+    sqrt_hat_ptr, sh_batch_stride, sh_row_stride, sh_col_stride,
+    inv_hat_ptr, ih_batch_stride, ih_row_stride, ih_col_stride, norm_ptr,
+    sqrt_out_ptr, sqrt_saved_ptr, inv_out_ptr, inv_saved_ptr, n,
+    STORE_SQRT: tl.constexpr, SAVE_SQRT: tl.constexpr, STORE_INV: tl.constexpr, SAVE_INV: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """The roots of A from those of A_hat (`reference.unscale`), element-wise, for Padé's solves.
+
+    sqrt_hat_ptr, inv_hat_ptr: the roots of A_hat, of shape [batch, n, n], compute dtype, any
+        strides (torch's solve returns column-major matrices).
+    s*_stride, ih_*_stride: their element strides.
+    norm_ptr: ||A||_F, of shape [batch], compute dtype.
+    sqrt_out_ptr, inv_out_ptr: the roots in the output dtype, [batch, n, n], contiguous.
+    sqrt_saved_ptr, inv_saved_ptr: the roots in the compute dtype, for the backward.
+    n: matrix size. STORE_* / SAVE_*: which of the four outputs to write. BLOCK: tile side.
+    """
+    matrix, tile_row, tile_col = _tile_position(n, BLOCK, 1)
+    base = matrix * n * n
+    rows = _indices(tile_row, BLOCK)
+    cols = _indices(tile_col, BLOCK)
+    diagonal = rows[:, None] == cols[None, :]
+    norm = tl.load(norm_ptr + matrix)
+    if STORE_SQRT or SAVE_SQRT:
+        root_hat = _load_strided(sqrt_hat_ptr, sh_batch_stride, sh_row_stride, sh_col_stride, matrix, rows, cols, n)
+        _store_root(root_hat, norm, diagonal, sqrt_out_ptr + base, sqrt_saved_ptr + base, rows, cols, n,
+                    False, STORE_SQRT, SAVE_SQRT, False)
+    if STORE_INV or SAVE_INV:
+        root_hat = _load_strided(inv_hat_ptr, ih_batch_stride, ih_row_stride, ih_col_stride, matrix, rows, cols, n)
+        _store_root(root_hat, norm, diagonal, inv_out_ptr + base, inv_saved_ptr + base, rows, cols, n,
+                    True, STORE_INV, SAVE_INV, False)
+
+
+# ---------------------------------------------------------------------------------------
+# Backward kernels (the Lyapunov sign iteration of `reference.lyapunov_sign`)
+
+
+@triton.jit
+def _load_symmetrized(ptr, batch_stride, row_stride, col_stride, matrix, rows, cols, n, compute_dtype: tl.constexpr):
+    """sym(G)[rows, cols] of a strided G of any float dtype, in the compute dtype."""
+    block = _load_strided(ptr, batch_stride, row_stride, col_stride, matrix, rows, cols, n).to(compute_dtype)
+    # The mirror block G[cols, rows], loaded row-major and transposed in registers.
+    mirror = _load_strided(ptr, batch_stride, row_stride, col_stride, matrix, cols, rows, n).to(compute_dtype)
+    return 0.5 * (block + tl.trans(mirror))
+
+
+@triton.jit
+def _prepare_backward_kernel(
+    s_ptr, grad_sqrt_ptr, gs_batch_stride, gs_row_stride, gs_col_stride,
+    grad_inv_ptr, gi_batch_stride, gi_row_stride, gi_col_stride,
+    norm_ptr, b_out_ptr, c_out_ptr, grad_inv_out_ptr, n,
+    HAS_GRAD_SQRT: tl.constexpr, HAS_GRAD_INV: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """B0 = S / scale and the right-hand side from the output gradients, element-wise.
+
+    s_ptr: S, of shape [batch, n, n], contiguous, compute dtype.
+    grad_sqrt_ptr, grad_inv_ptr: dL/dS and dL/dY, of shape [batch, n, n], any float dtype and strides.
+    g*_stride: their element strides.
+    norm_ptr: ||A||_F, of shape [batch], compute dtype.
+    b_out_ptr: B0 = S / scale, [batch, n, n], compute dtype.
+    c_out_ptr: without HAS_GRAD_INV, C0 = sym(dL/dS) / scale; with it sym(dL/dS) (or 0), unscaled.
+    grad_inv_out_ptr: with HAS_GRAD_INV, sym(dL/dY), compute dtype.
+    n: matrix size. BLOCK: tile side.
+    """
+    compute_dtype = s_ptr.dtype.element_ty
+    matrix, tile_row, tile_col = _tile_position(n, BLOCK, 1)
+    base = matrix * n * n
+    rows = _indices(tile_row, BLOCK)
+    cols = _indices(tile_col, BLOCK)
+    inverse_scale = _reciprocal(_lyapunov_scale(tl.load(norm_ptr + matrix)))
+    _store_block(b_out_ptr + base, _load_block(s_ptr + base, rows, cols, n) * inverse_scale, rows, cols, n)
+    rhs = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
+    if HAS_GRAD_SQRT:
+        rhs = _load_symmetrized(grad_sqrt_ptr, gs_batch_stride, gs_row_stride, gs_col_stride, matrix, rows, cols, n,
+                                compute_dtype)
+    if HAS_GRAD_INV:
+        _store_block(c_out_ptr + base, rhs, rows, cols, n)
+        grad_inv = _load_symmetrized(grad_inv_ptr, gi_batch_stride, gi_row_stride, gi_col_stride, matrix, rows, cols,
+                                     n, compute_dtype)
+        _store_block(grad_inv_out_ptr + base, grad_inv, rows, cols, n)
+    else:
+        _store_block(c_out_ptr + base, rhs * inverse_scale, rows, cols, n)
+
+
+@triton.jit
+def _lyapunov_products_kernel(
+    b_ptr, c_ptr, b_sq_ptr, b_c_ptr, n,
+    BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """B^2 and B C of one sign-iteration step, in one launch.
+
+    b_ptr, c_ptr: B and C (symmetric), of shape [batch, n, n], contiguous, compute dtype.
+    b_sq_ptr: B^2 (symmetric: upper tiles computed, mirrored). b_c_ptr: B C (every tile).
+    n: matrix size. BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
+    """
+    compute_dtype = b_ptr.dtype.element_ty
+    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    base = matrix * n * n
+    rows = _indices(tile_row, BLOCK)
+    cols = _indices(tile_col, BLOCK)
+    zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
+    # Both products before any store (see `_newton_schulz_step_kernel`).
+    b_c = _product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, BLOCK_K, PRECISION)
+    b_sq = zeros
+    if tile_row <= tile_col:
+        b_sq = _product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, BLOCK_K, PRECISION)
+    _store_block(b_c_ptr + base, b_c, rows, cols, n)
+    if tile_row <= tile_col:
+        _store_symmetric(b_sq_ptr + base, b_sq, rows, cols, n)
+
+
+@triton.jit
+def _lyapunov_update_kernel(
+    b_ptr, c_ptr, b_sq_ptr, b_c_ptr, b_out_ptr, c_out_ptr, steps_ptr, step, n,
+    UPDATE_B: tl.constexpr, LAST: tl.constexpr,
+    BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """C' = sym(a C + b (B^2 C + C B^2 - (B C) B)) and B' = a B + b B B^2, in one launch.
+
+    Both are symmetric (C B^2 is the transpose of B^2 C), so only the upper tiles are computed
+    and mirrored: the re-symmetrisation of every step, exactly.
+    b_ptr, c_ptr, b_sq_ptr, b_c_ptr: B, C, B^2, B C, of shape [batch, n, n], contiguous, compute dtype.
+    b_out_ptr, c_out_ptr: B' and C' (with LAST: the solution X = C' / 2), same shape and dtype.
+    steps_ptr: the (a, b) of every step, of shape [steps, 2], compute dtype; step: this one.
+    n: matrix size. UPDATE_B: B' is wanted (not after the last step).
+    BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
+    """
+    compute_dtype = b_ptr.dtype.element_ty
+    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    if tile_row <= tile_col:
+        base = matrix * n * n
+        b_ptr += base
+        c_ptr += base
+        b_sq_ptr += base
+        b_c_ptr += base
+        rows = _indices(tile_row, BLOCK)
+        cols = _indices(tile_col, BLOCK)
+        a = tl.load(steps_ptr + 2 * step)
+        b = tl.load(steps_ptr + 2 * step + 1)
+        zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
+        # All products before any epilogue work (see `_newton_schulz_step_kernel`).
+        acc_c = _product_tile(zeros, b_sq_ptr, c_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        acc_c = _product_tile(acc_c, c_ptr, b_sq_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        # - (-(B^2 C + C B^2) + (B C) B): the subtraction as exact negations of the accumulator.
+        acc_c = -_product_tile(-acc_c, b_c_ptr, b_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        acc_b = zeros
+        if UPDATE_B:
+            acc_b = _product_tile(zeros, b_ptr, b_sq_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        c_new = a * _load_block(c_ptr, rows, cols, n) + b * acc_c
+        if LAST:
+            c_new = 0.5 * c_new
+        _store_symmetric(c_out_ptr + base, c_new, rows, cols, n)
+        if UPDATE_B:
+            _store_symmetric(b_out_ptr + base, a * _load_block(b_ptr, rows, cols, n) + b * acc_b, rows, cols, n)
+
+
+# ---------------------------------------------------------------------------------------
+# Launch settings: the autotune space
+
+# (BLOCK, BLOCK_K, GROUP, num_warps, most stages) per dtype and kernel, the launcher's default
+# first. Every entry compiles for sm_80 and sm_90, with every dot precision and every flag set
+# `tiled_path` launches, without register spills (ptxas, Triton 3.9; docs/large-and-tuning.md).
+# Left out for spilling: 128-wide tiles (0.3-1.5 KB with 8 warps), 64-wide tiles with 4 warps,
+# BLOCK_K = 32 in kernels with two or more products, 64-wide float64 tiles in the power step.
+# Stages are lowered until the operand tiles fit in shared memory, else the entry is dropped.
+_ONE_PRODUCT = ((64, 32, 8, 8, 3), (64, 16, 8, 8, 4), (32, 32, 1, 4, 2), (32, 16, 1, 4, 3))
+_PRODUCTS = ((64, 16, 8, 8, 4), (32, 16, 1, 4, 3))
+GPU_SPACE = {
+    "float32": {
+        "power_step": _ONE_PRODUCT,
+        "product": _ONE_PRODUCT,
+        "newton_schulz_step": _PRODUCTS,
+        "lyapunov_products": _PRODUCTS,
+        "lyapunov_update": _PRODUCTS,
+    },
+    "float64": {
+        "power_step": ((32, 16, 1, 4, 2), (32, 32, 1, 4, 2)),
+        "product": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2), (32, 32, 1, 4, 2)),
+        "newton_schulz_step": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
+        "lyapunov_products": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
+        "lyapunov_update": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
+    },
+}
+# The interpreter runs programs one after another at a fixed cost per operation: 64-wide
+# tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
+# still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
+# (tests/test_tiled.py also runs 32-wide tiles).
+INTERPRETER_SPACE = ((64, 64, 2, 1, 1), (64, 32, 1, 1, 1))
+
+# Per tuned kernel: product loops per program, each pipelining 2 operand tiles a step
+# (shared memory is counted as if the loops' buffers were not reused).
+KERNEL_SHAPES = {
+    "power_step": 1,
+    "newton_schulz_step": 2,
+    "product": 1,
+    "lyapunov_products": 2,
+    "lyapunov_update": 4,
+}
+# Shared memory a block may use on A100 (sm_80); H100 (sm_90) allows 232448. Static lists
+# (compile_specs) are pruned for the smaller one, launches for the device's own.
+SM80_SHARED_MEMORY = 166912
+# Element-wise kernels are memory-bound with one fixed setting.
+ELEMENTWISE_BLOCK = 32
+ELEMENTWISE_WARPS = 4
+
+
+def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False,
+                      shared_memory: int = SM80_SHARED_MEMORY) -> list[dict]:
+    """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
+    space = INTERPRETER_SPACE if interpreter else GPU_SPACE[dtype_name][kernel_name]
+    if isinstance(space, dict):
+        space = space[precision]
+    return [dict(config) for config in _pruned(tuple(space), 2 * KERNEL_SHAPES[kernel_name], triton.next_power_of_2(n),
+                                               8 if dtype_name == "float64" else 4, interpreter, shared_memory)]
+
+
+@functools.lru_cache(maxsize=None)
+def _pruned(space: tuple, loads: int, n_pow2: int, element: int, interpreter: bool, shared_memory: int) -> tuple:
+    # No tile wider than the matrix needs, but always the narrowest entries.
+    largest_block = max(n_pow2, min(entry[0] for entry in space))
+    configs = []
+    for block, block_k, group, warps, stages in space:
+        if block > largest_block:
+            continue
+        if not interpreter:
+            # Pipelined operand tiles, plus one output tile of scratch for the mirrored store.
+            needed = lambda s: (s * loads * block * block_k + block * block) * element  # noqa: E731
+            while stages > 2 and needed(stages) > shared_memory:
+                stages -= 1
+            if needed(stages) > shared_memory:
+                continue
+        configs.append((("BLOCK", block), ("BLOCK_K", block_k), ("GROUP", group), ("num_warps", warps),
+                        ("num_stages", stages)))
+    return tuple(configs)
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_memory(device: torch.device) -> int:
+    """Shared memory per block on this GPU (once per device: a driver query)."""
+    try:
+        from triton.runtime import driver
+
+        return int(driver.active.utils.get_device_properties(device.index or 0)["max_shared_mem"])
+    except Exception:  # an unknown driver API: assume the smaller of the targets
+        return SM80_SHARED_MEMORY
+
+
+_KERNELS = {
+    "power_step": _power_step_kernel,
+    "newton_schulz_step": _newton_schulz_step_kernel,
+    "product": _product_kernel,
+    "lyapunov_products": _lyapunov_products_kernel,
+    "lyapunov_update": _lyapunov_update_kernel,
+}
+_SOURCE_HASHES: dict = {}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return "float64" if dtype == torch.float64 else "float32"
+
+
+def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision: str, args: tuple, flags: dict):
+    """Select the config of one launch through `tuning.select_config` and launch it.
+
+    like: a (batch, n, n) tensor of the compute dtype on the launch device (sizes the grid).
+    variant: the flags that change the kernel's work (part of the tuning key).
+    """
+    kernel = _KERNELS[kernel_name]
+    batch, n = like.shape[0], like.shape[-1]
+    dtype_name = _dtype_name(like.dtype)
+    precision = "ieee" if dtype_name == "float64" else precision  # tf32 has no float64 form
+    on_gpu = like.device.type == "cuda"
+    candidates = candidate_configs(kernel_name, n, dtype_name, precision, interpreter=not on_gpu,
+                                   shared_memory=_shared_memory(like.device) if on_gpu else SM80_SHARED_MEMORY)
+    key = {"n": tuning.size_bucket(n), "dtype": dtype_name, "precision": precision, "variant": variant}
+
+    def run(config):
+        grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch,)
+        kernel[grid](*args, **flags, PRECISION=precision, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"],
+                     GROUP=config["GROUP"], num_warps=config["num_warps"], num_stages=config["num_stages"])
+
+    source_hash = _SOURCE_HASHES.get(kernel_name)
+    if source_hash is None:
+        source_hash = _SOURCE_HASHES[kernel_name] = tuning.kernel_source_hash(kernel)
+    run(tuning.select_config(f"tiled.{kernel_name}", source_hash, key, candidates, run, device=like.device))
+
+
+def _elementwise_grid(n: int, batch: int) -> tuple[int]:
+    return (triton.cdiv(n, ELEMENTWISE_BLOCK) ** 2 * batch,)
+
+
+# ---------------------------------------------------------------------------------------
+# Launchers (the callers allocate; None marks an output that is not wanted)
+
+_TABLES: dict = {}
+
+
+def coefficient_table(rows, dtype: torch.dtype, device) -> torch.Tensor:
+    """A (k, 2) table of per-step coefficients on `device`, copied once and cached, so later
+    calls (and a CUDA-graph capture after a warm-up call) copy nothing from the host."""
+    key = (tuple((float(x), float(y)) for x, y in rows), dtype, torch.device(device))
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = torch.tensor(key[0], dtype=dtype).reshape(-1, 2).to(device)
+    return table
+
+
+def _eps_halves(eps: float) -> tuple[float, float]:
+    as_float32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]  # noqa: E731
+    high = as_float32(eps)
+    return high, as_float32(eps - high)
+
+
+def partial_count(n: int) -> int:
+    """Sums of squares per matrix that `prepare_forward` writes (one per band of rows)."""
+    return triton.cdiv(n, ELEMENTWISE_BLOCK)
+
+
+def prepare_forward(a: torch.Tensor, eps: float, w: torch.Tensor, partials: torch.Tensor) -> None:
+    """w <- sym(a) + eps I (compute dtype), partials <- its sums of squares per band. One launch."""
+    batch, n = a.shape[0], a.shape[-1]
+    eps_hi, eps_lo = _eps_halves(float(eps))
+    _prepare_forward_kernel[(partial_count(n) * batch,)](
+        a, *a.stride(), w, partials, eps_hi, eps_lo, n, BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS)
+
+
+def _or(tensor, fallback):
+    return fallback if tensor is None else tensor
+
+
+def power_step(left, z, table, power: int, norm, partials, *, z_out=None, power_out=None, first_in=None,
+               second_in=None, first_out=None, first_saved=None, second_out=None, second_saved=None,
+               first_poly: bool, second_poly: bool, unscale: bool, precision: str) -> None:
+    """Z^power and the polynomial sums (see `_power_step_kernel`). Power 2 reads W and partials."""
+    first = power == 2
+    num_partials = partials.shape[-1] if first else 1
+    args = (left, z, _or(z_out, left), _or(power_out, left), _or(first_in, left), _or(second_in, left),
+            _or(first_out, left), _or(first_saved, left), _or(second_out, left), _or(second_saved, left),
+            table, power, norm, partials if first else norm, num_partials, left.shape[-1])
+    flags = dict(FIRST=first, WRITE_Z=z_out is not None, WRITE_POWER=power_out is not None,
+                 FIRST_POLY=first_poly, SECOND_POLY=second_poly, UNSCALE=unscale,
+                 STORE_FIRST=unscale and first_out is not None, SAVE_FIRST=unscale and first_saved is not None,
+                 STORE_SECOND=unscale and second_out is not None, SAVE_SECOND=unscale and second_saved is not None,
+                 PARTIALS=triton.next_power_of_2(num_partials))
+    _launch_tuned("power_step", "first" if first else "next", left, precision, args, flags)
+
+
+def newton_schulz_step(y, z, m, table, step: int, norm, partials=None, *, y_out=None, y_saved=None, z_out=None,
+                       z_saved=None, update_y: bool, update_z: bool, unscale: bool, precision: str) -> None:
+    """One coupled Newton–Schulz update (see `_newton_schulz_step_kernel`). Step 0 reads W and partials."""
+    first = step == 0
+    num_partials = partials.shape[-1] if first else 1
+    args = (y, _or(z, y), m, _or(y_out, y), _or(y_saved, y), _or(z_out, y), _or(z_saved, y),
+            table, step, norm, partials if first else norm, num_partials, y.shape[-1])
+    flags = dict(FIRST=first, UPDATE_Y=update_y, UPDATE_Z=update_z, UNSCALE=unscale,
+                 STORE_Y=unscale and y_out is not None, SAVE_Y=unscale and y_saved is not None,
+                 STORE_Z=unscale and z_out is not None, SAVE_Z=unscale and z_saved is not None,
+                 PARTIALS=triton.next_power_of_2(num_partials))
+    variant = ("first" if first else "next") + ("-y" if update_y else "") + ("-z" if update_z else "")
+    _launch_tuned("newton_schulz_step", variant, y, precision, args, flags)
+
+
+def product(x, y, out, *, e=None, alpha: float = 1.0, beta: float = 0.0, norm=None, symmetric: bool,
+            scale: str = "none", precision: str) -> None:
+    """out <- scale(alpha X @ Y + beta E) (see `_product_kernel`)."""
+    args = (x, y, _or(e, x), out, _or(norm, x), float(alpha), float(beta), x.shape[-1])
+    flags = dict(SYMMETRIC=symmetric, HAS_E=e is not None, SCALE=scale)
+    _launch_tuned("product", "symmetric" if symmetric else "full", x, precision, args, flags)
+
+
+def unscale_roots(norm, *, sqrt_hat=None, inv_hat=None, sqrt_out=None, sqrt_saved=None, inv_out=None,
+                  inv_saved=None) -> None:
+    """The roots of A from those of A_hat, into the wanted outputs. One element-wise launch."""
+    like = sqrt_hat if sqrt_hat is not None else inv_hat
+    batch, n = like.shape[0], like.shape[-1]
+    sqrt_hat, inv_hat = _or(sqrt_hat, like), _or(inv_hat, like)
+    _unscale_roots_kernel[_elementwise_grid(n, batch)](
+        sqrt_hat, *sqrt_hat.stride(), inv_hat, *inv_hat.stride(), norm, _or(sqrt_out, like), _or(sqrt_saved, like),
+        _or(inv_out, like), _or(inv_saved, like), n,
+        STORE_SQRT=sqrt_out is not None, SAVE_SQRT=sqrt_saved is not None,
+        STORE_INV=inv_out is not None, SAVE_INV=inv_saved is not None,
+        BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS)
+
+
+def prepare_backward(s, grad_sqrt, grad_inv, norm, b_out, c_out, grad_inv_out=None) -> None:
+    """B0 = S / scale and C0 (or its parts, with an inverse-root gradient). One element-wise launch."""
+    batch, n = s.shape[0], s.shape[-1]
+    gs = _or(grad_sqrt, s)
+    gi = _or(grad_inv, s)
+    _prepare_backward_kernel[_elementwise_grid(n, batch)](
+        s, gs, *gs.stride(), gi, *gi.stride(), norm, b_out, c_out, _or(grad_inv_out, s), n,
+        HAS_GRAD_SQRT=grad_sqrt is not None, HAS_GRAD_INV=grad_inv is not None,
+        BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS)
+
+
+def lyapunov_products(b, c, b_sq, b_c, *, precision: str) -> None:
+    """b_sq <- B^2, b_c <- B C: one launch."""
+    _launch_tuned("lyapunov_products", "", b, precision, (b, c, b_sq, b_c, b.shape[-1]), {})
+
+
+def lyapunov_update(b, c, b_sq, b_c, table, step: int, *, b_out=None, c_out, last: bool, precision: str) -> None:
+    """C' (and B' when b_out is given) of one sign-iteration step; with last, X = C' / 2. One launch."""
+    args = (b, c, b_sq, b_c, _or(b_out, b), c_out, table, step, b.shape[-1])
+    flags = dict(UPDATE_B=b_out is not None, LAST=last)
+    _launch_tuned("lyapunov_update", "with-b" if b_out is not None else "c-only", b, precision, args, flags)
+
+
+# ---------------------------------------------------------------------------------------
+# For kernels/compile_report.py
+
+# Per kernel, the flag sets compiled: the heaviest of each structurally different variant.
+_COMPILE_VARIANTS = {
+    "power_step": (
+        dict(FIRST=True, WRITE_Z=True, WRITE_POWER=True, FIRST_POLY=True, SECOND_POLY=True, UNSCALE=True,
+             STORE_FIRST=True, SAVE_FIRST=True, STORE_SECOND=True, SAVE_SECOND=True),
+        dict(FIRST=False, WRITE_Z=False, WRITE_POWER=True, FIRST_POLY=True, SECOND_POLY=True, UNSCALE=True,
+             STORE_FIRST=True, SAVE_FIRST=True, STORE_SECOND=True, SAVE_SECOND=True),
+    ),
+    "newton_schulz_step": (
+        dict(FIRST=True, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
+             SAVE_Z=True),
+        dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
+             SAVE_Z=True),
+    ),
+    "product": (dict(SYMMETRIC=True, HAS_E=True, SCALE="lyapunov"),
+                dict(SYMMETRIC=False, HAS_E=False, SCALE="none")),
+    "lyapunov_products": (dict(),),
+    "lyapunov_update": (dict(UPDATE_B=True, LAST=False),),
+}
+# Pointers in the input/output dtype (bfloat16, to compile the conversions); the rest are compute dtype.
+_IO_POINTERS = {
+    "_power_step_kernel": {"first_out_ptr", "second_out_ptr"},
+    "_newton_schulz_step_kernel": {"y_out_ptr", "z_out_ptr"},
+    "_unscale_roots_kernel": {"sqrt_out_ptr", "inv_out_ptr"},
+    "_prepare_forward_kernel": {"a_ptr"},
+    "_prepare_backward_kernel": {"grad_sqrt_ptr", "grad_inv_ptr"},
+}
+_FLOAT_SCALARS = {"alpha", "beta", "eps_hi", "eps_lo"}
+
+
+def _signature(fn, compute: str, io: str, constexprs: dict) -> dict:
+    signature = {}
+    io_pointers = _IO_POINTERS.get(fn.fn.__name__, set())
+    for name in fn.arg_names:
+        if name in constexprs:
+            signature[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            signature[name] = f"*{io if name in io_pointers else compute}"
+        else:
+            signature[name] = "fp32" if name in _FLOAT_SCALARS else "i32"
+    return signature
+
+
+def compile_specs(n: int, dtype_name: str) -> list[dict]:
+    """Every tiled kernel with every config of its autotune space at size n (pruned for sm_80's
+    shared memory) and every dot precision, as dicts for `triton.compile`; the element-wise
+    kernels with their one setting."""
+    compute = {"float32": "fp32", "float64": "fp64"}[dtype_name]
+    io = "bf16" if dtype_name == "float32" else "fp64"
+    specs = []
+    for kernel_name, variants in _COMPILE_VARIANTS.items():
+        fn = _KERNELS[kernel_name]
+        for flags in variants:
+            for precision in PRECISIONS if dtype_name == "float32" else ("ieee",):
+                for config in candidate_configs(kernel_name, n, dtype_name, precision):
+                    constexprs = dict(flags, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"], GROUP=config["GROUP"],
+                                      PRECISION=precision)
+                    if "PARTIALS" in fn.arg_names:
+                        constexprs["PARTIALS"] = triton.next_power_of_2(partial_count(n)) if flags.get("FIRST") else 1
+                    label = ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in flags.items())
+                    specs.append({
+                        "name": f"tiled.{kernel_name}[{label}{',' if label else ''}BLOCK={config['BLOCK']},"
+                                f"BLOCK_K={config['BLOCK_K']},GROUP={config['GROUP']},warps={config['num_warps']},"
+                                f"stages={config['num_stages']},{precision}]",
+                        "fn": fn, "signature": _signature(fn, compute, io, constexprs), "constexprs": constexprs,
+                        "num_warps": config["num_warps"], "num_stages": config["num_stages"],
+                    })
+    elementwise = (
+        (_prepare_forward_kernel, dict(BLOCK=ELEMENTWISE_BLOCK)),
+        (_unscale_roots_kernel, dict(STORE_SQRT=True, SAVE_SQRT=True, STORE_INV=True, SAVE_INV=True,
+                                     BLOCK=ELEMENTWISE_BLOCK)),
+        (_prepare_backward_kernel, dict(HAS_GRAD_SQRT=True, HAS_GRAD_INV=True, BLOCK=ELEMENTWISE_BLOCK)),
+    )
+    for fn, constexprs in elementwise:
+        specs.append({"name": f"tiled.{fn.fn.__name__.strip('_')}[BLOCK={ELEMENTWISE_BLOCK}]", "fn": fn,
+                      "signature": _signature(fn, compute, io, constexprs), "constexprs": constexprs,
+                      "num_warps": ELEMENTWISE_WARPS, "num_stages": 1})
+    return specs

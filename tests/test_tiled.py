@@ -1,0 +1,188 @@
+"""The tiled kernels (n beyond the fused size) against the torch reference, under the interpreter.
+
+Each case runs `tiled_path` and `torch_path` on the same batch and compares results, saved
+tensors and gradients. Sizes 65, 96 and 130 give several tiles with ragged edges at the
+interpreter's 64-wide default tile (one case forces 32-wide tiles). Tuning is off here (the
+default config); tests/test_tuning.py covers it.
+"""
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tritonsqrt import tiled_path, torch_path, tuning  # noqa: E402
+from tritonsqrt.instrument import count_launches  # noqa: E402
+from tritonsqrt.kernels import tiled  # noqa: E402
+from tritonsqrt.plan import Plan  # noqa: E402
+from tritonsqrt.testing import random_symmetric, spd_with_condition  # noqa: E402
+
+# Short schedules keep the interpreter quick; the code paths are those of the defaults.
+SETTINGS = dict(max_condition=10.0, ns_iterations=4, taylor_degree=6)
+
+
+@pytest.fixture(autouse=True)
+def _default_configs(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRITONSQRT_TUNE", "0")
+    monkeypatch.setenv("TRITONSQRT_CACHE_DIR", str(tmp_path))
+    tuning.clear_memory()
+
+
+def _plan(method, n, dtype=torch.float32):
+    return Plan(method=method, compute_dtype=dtype, n=n, **SETTINGS)
+
+
+def _rel(x, y):
+    return float((x.double() - y.double()).norm() / y.double().norm())
+
+
+def _forward_error(method, ours, theirs, a, plan, want_sqrt, want_inv):
+    """Relative difference from the torch path; for mpa, the error against float64 of the same
+    algorithm, which must stay within twice torch's own float32 error (below)."""
+    if method != "mpa":
+        return _rel(ours, theirs)
+    plan64 = Plan(method="mpa", compute_dtype=torch.float64, n=plan.n, **SETTINGS)
+    exact = torch_path.roots_forward(a.double(), plan64, want_sqrt, want_inv, False)
+    exact = exact[0] if want_sqrt else exact[1]
+    return _rel(ours, exact) - 2 * _rel(theirs, exact)
+
+
+# (method, op, n): every method and both ops, sizes spread over the cases.
+CASES = [
+    ("mtp", "sqrtm", 65), ("mtp", "inv_sqrtm", 130),
+    ("mpa", "sqrtm", 96), ("mpa", "inv_sqrtm", 65),
+    ("ns", "sqrtm", 130), ("ns", "inv_sqrtm", 65),
+    ("scaled_ns", "sqrtm", 96), ("scaled_ns", "inv_sqrtm", 96),
+]
+
+
+@pytest.mark.parametrize("method,op,n", CASES)
+def test_forward_and_backward_match_the_torch_path(method, op, n):
+    a = spd_with_condition(2, n, 10.0, seed=n)
+    grad = random_symmetric(2, n, seed=n + 1)
+    plan = _plan(method, n)
+    want_sqrt, want_inv = op == "sqrtm", op == "inv_sqrtm"
+    sqrt_ours, inv_ours, saved_ours = tiled_path.roots_forward(a, plan, want_sqrt, want_inv, True)
+    sqrt_ref, inv_ref, saved_ref = torch_path.roots_forward(a, plan, want_sqrt, want_inv, True)
+    ours, theirs = (sqrt_ours, sqrt_ref) if want_sqrt else (inv_ours, inv_ref)
+    assert (sqrt_ours is None) == (sqrt_ref is None) and (inv_ours is None) == (inv_ref is None)
+    assert ours.dtype == torch.float32 and ours.shape == a.shape
+    assert _forward_error(method, ours, theirs, a, plan, want_sqrt, want_inv) <= 1e-5
+    assert len(saved_ours) == len(saved_ref)
+    assert _rel(saved_ours[1], saved_ref[1]) <= 1e-6  # the norm
+    if method != "mpa":
+        assert all(_rel(x, y) <= 1e-5 for x, y in zip(saved_ours, saved_ref))
+    assert torch.equal(ours, ours.mT) or method == "mpa"  # symmetric by construction
+
+    # Backward on the same saved tensors: the tiled Lyapunov chain against the reference.
+    grads = (grad, None) if want_sqrt else (None, grad)
+    assert _rel(tiled_path.roots_backward(plan, saved_ref, *grads), torch_path.roots_backward(plan, saved_ref, *grads)) <= 1e-5
+    # And end to end, from our own forward.
+    assert _rel(tiled_path.roots_backward(plan, saved_ours, *grads), torch_path.roots_backward(plan, saved_ref, *grads)) <= 1e-4
+
+
+def test_both_roots_and_both_gradients_with_32_wide_tiles(monkeypatch):
+    monkeypatch.setattr(tiled, "INTERPRETER_SPACE", ((32, 32, 1, 1, 1),))
+    n = 65
+    a = spd_with_condition(2, n, 10.0, seed=3)
+    g_sqrt, g_inv = random_symmetric(2, n, seed=4), random_symmetric(2, n, seed=5)
+    plan = _plan("scaled_ns", n)
+    ours = tiled_path.roots_forward(a, plan, True, True, True)
+    ref = torch_path.roots_forward(a, plan, True, True, True)
+    assert _rel(ours[0], ref[0]) <= 1e-5 and _rel(ours[1], ref[1]) <= 1e-5
+    assert _rel(tiled_path.roots_backward(plan, ref[2], g_sqrt, g_inv),
+                torch_path.roots_backward(plan, ref[2], g_sqrt, g_inv)) <= 1e-5
+
+
+def test_half_precision_strided_input_with_eps():
+    n = 70
+    # float16, not bfloat16: the interpreter truncates float32 -> bfloat16 casts (a GPU rounds to
+    # nearest), which would make this a test of the interpreter.
+    base = spd_with_condition(2, n, 10.0, seed=7).to(torch.float16)
+    a = base.mT  # a non-contiguous view
+    plan = _plan("ns", n)
+    ours = tiled_path.roots_forward(a, plan, True, True, True, eps=1e-2)
+    ref = torch_path.roots_forward(a, plan, True, True, True, eps=1e-2)
+    assert ours[0].dtype == torch.float16 and ours[1].dtype == torch.float16
+    assert ours[2][0].dtype == torch.float32  # saved in the compute dtype
+    # Against the float32 results before their cast: within float16's rounding (2^-11 relative).
+    assert _rel(ours[0], ref[2][0]) <= 5e-4 and _rel(ours[1], ref[2][2]) <= 5e-4
+    assert _rel(ours[2][0], ref[2][0]) <= 1e-5 and _rel(ours[2][2], ref[2][2]) <= 1e-5
+    grad = random_symmetric(1, n, seed=8).to(torch.bfloat16).expand(2, n, n)  # another dtype, batch stride 0
+    assert _rel(tiled_path.roots_backward(plan, ref[2], grad, None),
+                torch_path.roots_backward(plan, ref[2], grad, None)) <= 1e-5
+
+
+def test_float64():
+    n = 65
+    a = spd_with_condition(2, n, 10.0, seed=9, dtype=torch.float64)
+    grad = random_symmetric(2, n, seed=10, dtype=torch.float64)
+    plan = _plan("scaled_ns", n, torch.float64)
+    ours = tiled_path.roots_forward(a, plan, False, True, True)
+    ref = torch_path.roots_forward(a, plan, False, True, True)
+    assert ours[1].dtype == torch.float64 and _rel(ours[1], ref[1]) <= 1e-12
+    assert _rel(tiled_path.roots_backward(plan, ref[2], None, grad),
+                torch_path.roots_backward(plan, ref[2], None, grad)) <= 1e-12
+
+
+@pytest.mark.parametrize("method", ["mtp", "ns"])
+def test_zero_matrix_rule(method):
+    n = 65
+    a = torch.stack([torch.zeros(n, n), spd_with_condition(1, n, 10.0, seed=11)[0]])
+    plan = _plan(method, n)
+    sqrt_ours, inv_ours, _ = tiled_path.roots_forward(a, plan, True, True, False)
+    sqrt_ref, inv_ref, _ = torch_path.roots_forward(a, plan, True, True, False)
+    assert torch.equal(sqrt_ours[0], torch.zeros(n, n))
+    assert torch.equal(inv_ours[0], torch.diag(torch.full((n,), float("inf"))))
+    assert torch.equal(inv_ref[0], inv_ours[0])
+    assert _rel(sqrt_ours[1], sqrt_ref[1]) <= 1e-5 and _rel(inv_ours[1], inv_ref[1]) <= 1e-5
+
+
+@pytest.mark.parametrize("method", ["ns", "scaled_ns", "mtp", "mpa"])
+def test_launches_per_step(method):
+    """The launch counts of the tiled_path docstring, counted at Triton's launch (n = 65)."""
+    n = 65
+    a = spd_with_condition(1, n, 10.0, seed=12)
+    plan = _plan(method, n)
+    with count_launches() as forward:
+        _, _, saved = tiled_path.roots_forward(a, plan, False, True, True)
+    with count_launches() as backward:
+        tiled_path.roots_backward(plan, saved, None, random_symmetric(1, n, seed=13))
+    steps, degree = len(plan.forward_steps), plan.taylor_degree
+    expected = {"ns": 2 * steps, "scaled_ns": 2 * steps,
+                # prepare, one per power, then (inverse only + backward) unscale and S = sym(A_hat Y)
+                "mtp": 1 + (degree - 1) + 2,
+                "mpa": 1 + (max(plan.pade_degrees) - 1) + 2}[method]
+    assert forward.launches == expected, forward.names
+    assert backward.launches == 1 + 2 + 2 * len(plan.backward_steps), backward.names
+
+
+def test_compile_specs_cover_the_autotune_space():
+    specs = tiled.compile_specs(4096, "float32")
+    names = {spec["name"] for spec in specs}
+    assert len(names) == len(specs)
+    for kernel in tiled.KERNEL_SHAPES:
+        for precision in tiled.PRECISIONS:
+            configs = tiled.candidate_configs(kernel, 4096, "float32", precision)
+            assert configs
+            for config in configs:
+                assert any(f"tiled.{kernel}[" in name and f"BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']}," in name
+                           and f"warps={config['num_warps']},stages={config['num_stages']},{precision}]" in name
+                           for name in names)
+    for spec in specs:
+        assert set(spec["signature"]) == set(spec["fn"].arg_names)
+        assert {k for k, v in spec["signature"].items() if v == "constexpr"} == set(spec["constexprs"])
+
+
+def test_unscale_reads_column_major_roots():
+    """torch's solve returns column-major matrices: the unscale launch must honour their strides."""
+    from tritonsqrt import reference
+
+    x = torch.randn(2, 40, 40).mT  # not symmetric, not contiguous
+    norm = torch.tensor([4.0, 0.0]).reshape(2, 1, 1)
+    sqrt_out, inv_out = torch.empty(2, 40, 40), torch.empty(2, 40, 40)
+    tiled.unscale_roots(norm, sqrt_hat=x, inv_hat=x, sqrt_out=sqrt_out, inv_out=inv_out)
+    assert torch.equal(sqrt_out, reference.unscale(x, norm, inverse=False))
+    torch.testing.assert_close(inv_out, reference.unscale(x, norm, inverse=True), rtol=2e-7, atol=0)

@@ -1,0 +1,215 @@
+"""Forward and backward of a plan on the tiled Triton kernels (matrices beyond the fused size).
+
+Same arguments, results and saved tensors as `tritonsqrt.torch_path`; each method is the
+chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.reference`:
+
+  launches per call (K steps, d the degree)                      torch path, for comparison
+  prepare: sym(A) + eps I, sums of squares        1
+  ns / scaled_ns: first step 1, then per step     2 (M = Z Y; Y', Z' sharing M)    3 products + ~4 others
+  mtp / mpa: per power of Z (with both sums)      1, d - 1 in all                  1 product + 2 adds
+  mpa: torch.linalg.solve_ex (1 or 2), unscale    1 launch after the solves
+  only the inverse root + backward (mtp, mpa)     +1 (S = sym(A_hat Y))
+  backward: prepare 1, inverse-root rhs +2, per sign step 2 (B^2 and B C; C' and B')  5 products + ~6 others
+
+Intermediates live in buffers that no launch both reads and writes (they alternate), so the
+tuner can rerun any launch. Nothing synchronises with the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import torch
+
+from .coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
+from .plan import Plan
+
+TILED_METHODS = ("mtp", "mpa", "ns", "scaled_ns")
+
+
+def _kernels():
+    from tritonsqrt.kernels import tiled  # late: Triton is optional for the rest of the package
+
+    return tiled
+
+
+@dataclasses.dataclass
+class _Targets:
+    """Where one root goes: `out` in the input's dtype (when wanted), `saved` in the compute dtype
+    (when the backward needs it; the same tensor as `out` when the dtypes agree)."""
+
+    out: torch.Tensor | None
+    saved: torch.Tensor | None
+
+    @property
+    def needed(self) -> bool:
+        return self.out is not None or self.saved is not None
+
+
+def _device_guard(t: torch.Tensor):
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
+
+
+def _check(a: torch.Tensor, plan: Plan) -> None:
+    if plan.method not in TILED_METHODS:
+        raise ValueError(f"tiled_path: plan.method: expected one of {', '.join(TILED_METHODS)}, got {plan.method!r}")
+    if a.dim() != 3 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"tiled_path: a: expected a batch (B, n, n), got shape {tuple(a.shape)}")
+    if not a.is_floating_point():
+        raise ValueError(f"tiled_path: a: expected a floating-point dtype, got {a.dtype}")
+
+
+def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, need_backward: bool,
+                  eps: float = 0.0):
+    """Roots of sym(a) + eps I for a batch (B, n, n) of any float dtype and strides.
+
+    Returns (sqrt or None, inv or None, saved tensors tuple) as `torch_path.roots_forward`:
+    results in a's dtype, saved (S, norm) or (S, norm, Y) in the compute dtype.
+    """
+    _check(a, plan)
+    tiled = _kernels()
+    batch, n = a.shape[0], a.shape[-1]
+    compute = plan.compute_dtype
+    new = lambda dtype=compute: torch.empty((batch, n, n), dtype=dtype, device=a.device)  # noqa: E731
+
+    def targets(wanted: bool, saved: bool) -> _Targets:
+        out = new(a.dtype) if wanted else None
+        return _Targets(out, (out if (wanted and a.dtype == compute) else new()) if saved else None)
+
+    sqrt_t = targets(want_sqrt, need_backward)
+    inv_t = targets(want_inv, need_backward and want_inv)
+    norm = torch.empty((batch, 1, 1), dtype=compute, device=a.device)
+    if batch:
+        with _device_guard(a):
+            w = new()
+            partials = torch.empty((batch, tiled.partial_count(n)), dtype=compute, device=a.device)
+            tiled.prepare_forward(a, eps, w, partials)
+            if plan.method in ("ns", "scaled_ns"):
+                _newton_schulz(tiled, w, partials, norm, plan, sqrt_t, inv_t)
+            else:
+                _expansion(tiled, w, partials, norm, plan, sqrt_t, inv_t, need_backward)
+    saved = ()
+    if need_backward:
+        saved = (sqrt_t.saved, norm, inv_t.saved) if want_inv else (sqrt_t.saved, norm)
+    return sqrt_t.out, inv_t.out, saved
+
+
+def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets) -> None:
+    """`reference.coupled_newton_schulz` + unscale: step 0 from W, then M = Z Y and (Y', Z') per step."""
+    steps = plan.forward_steps
+    table = tiled.coefficient_table(steps, w.dtype, w.device)
+    precision = plan.precision
+    if len(steps) == 1:
+        tiled.newton_schulz_step(w, None, w, table, 0, norm, partials, y_out=sqrt_t.out, y_saved=sqrt_t.saved,
+                                 z_out=inv_t.out, z_saved=inv_t.saved, update_y=sqrt_t.needed,
+                                 update_z=inv_t.needed, unscale=True, precision=precision)
+        return
+    y, z, m = torch.empty_like(w), torch.empty_like(w), torch.empty_like(w)
+    tiled.newton_schulz_step(w, None, w, table, 0, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
+                             unscale=False, precision=precision)
+    y_next, z_next = w, torch.empty_like(w)  # W is not read again: its buffer takes the next Y
+    for step in range(1, len(steps)):
+        tiled.product(z, y, m, symmetric=False, precision=precision)
+        if step < len(steps) - 1:
+            tiled.newton_schulz_step(y, z, m, table, step, norm, y_out=y_next, z_out=z_next, update_y=True,
+                                     update_z=True, unscale=False, precision=precision)
+            y, y_next, z, z_next = y_next, y, z_next, z
+        else:  # the last Z update only for the inverse, the last Y only when S is wanted or saved
+            tiled.newton_schulz_step(y, z, m, table, step, norm, y_out=sqrt_t.out, y_saved=sqrt_t.saved,
+                                     z_out=inv_t.out, z_saved=inv_t.saved, update_y=sqrt_t.needed,
+                                     update_z=inv_t.needed, unscale=True, precision=precision)
+
+
+def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets, need_backward: bool) -> None:
+    """MTP (`reference.taylor_root`) or MPA (`reference.pade_root`), as `torch_path._roots` combines them."""
+    pade = plan.method == "mpa"
+    want_inv = inv_t.out is not None
+    if pade:
+        first_coeffs, second_coeffs = sqrt_pade(*plan.pade_degrees)
+        degree = max(plan.pade_degrees)
+        first_poly = second_poly = True
+    else:
+        degree = plan.taylor_degree
+        first_coeffs, second_coeffs = sqrt_taylor(degree), inv_sqrt_taylor(degree)
+        first_poly, second_poly = (sqrt_t.out is not None or not want_inv), want_inv
+    # Only the inverse, and the backward needs S: S = sym(A_hat Y_hat) from the unscaled Y_hat.
+    sqrt_from_inverse = want_inv and sqrt_t.out is None and need_backward
+    # Degree 1 still runs power 2, with zero coefficients (its product is wasted, its sum exact).
+    rows = max(degree, 2) + 1
+    pad = lambda c: tuple(c) + (0.0,) * (rows - len(c))  # noqa: E731
+    table = tiled.coefficient_table(list(zip(pad(first_coeffs), pad(second_coeffs))), w.dtype, w.device)
+    hat_sums = pade or sqrt_from_inverse  # the last power writes the sums, not the roots
+
+    top = max(degree, 2)
+    new = lambda: torch.empty_like(w)  # noqa: E731
+    # Sums and powers alternate between two buffers: no launch writes what it reads.
+    sum_buffers = [(new() if first_poly else None, new() if second_poly else None) for _ in range(2)]
+    powers = (new(), new()) if top > 2 else (None, None)
+    z = new() if top > 2 else None
+    sums_in = (None, None)
+    for k in range(2, top + 1):
+        last = k == top
+        if last and not hat_sums:
+            outputs = dict(first_out=sqrt_t.out if first_poly else None, first_saved=sqrt_t.saved if first_poly else None,
+                           second_out=inv_t.out, second_saved=inv_t.saved)
+        else:
+            outputs = dict(first_out=sum_buffers[k % 2][0], second_out=sum_buffers[k % 2][1])
+        tiled.power_step(w if k == 2 else powers[(k - 1) % 2], w if k == 2 else z, table, k, norm, partials,
+                         z_out=z if k == 2 else None, power_out=None if last else powers[k % 2],
+                         first_in=sums_in[0], second_in=sums_in[1], **outputs, first_poly=first_poly,
+                         second_poly=second_poly, unscale=last and not hat_sums, precision=plan.precision)
+        sums_in = sum_buffers[k % 2]
+    if not hat_sums:
+        return
+
+    first_sum, second_sum = sums_in
+    if pade:
+        # P and Q commute, so Q^-1 P and P^-1 Q are the roots; solve_ex does not check (no sync).
+        sqrt_hat = torch.linalg.solve_ex(second_sum, first_sum)[0] if (sqrt_t.out is not None or not want_inv) else None
+        inv_hat = torch.linalg.solve_ex(first_sum, second_sum)[0] if want_inv else None
+    else:
+        sqrt_hat, inv_hat = None, second_sum
+    sqrt_out = sqrt_t if sqrt_hat is not None else _Targets(None, None)
+    tiled.unscale_roots(norm, sqrt_hat=sqrt_hat, inv_hat=inv_hat, sqrt_out=sqrt_out.out, sqrt_saved=sqrt_out.saved,
+                        inv_out=inv_t.out, inv_saved=inv_t.saved)
+    if sqrt_from_inverse:  # the product reads row-major operands; torch's solve writes column-major
+        tiled.product(w, inv_hat.contiguous(), sqrt_t.saved, norm=norm, symmetric=True, scale="sqrt_of_normalized",
+                      precision=plan.precision)
+
+
+def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
+    """dL/dA from dL/dS and/or dL/dY (either may be None), as `torch_path.roots_backward`."""
+    if plan.method not in TILED_METHODS:
+        raise ValueError(f"tiled_path: plan.method: expected one of {', '.join(TILED_METHODS)}, got {plan.method!r}")
+    tiled = _kernels()
+    s_mat, norm = saved[0].contiguous(), saved[1].contiguous()
+    if s_mat.shape[0] == 0 or (grad_sqrt is None and grad_inv is None):
+        return torch.zeros_like(s_mat)
+    precision = plan.precision
+    new = lambda: torch.empty_like(s_mat)  # noqa: E731
+    with _device_guard(s_mat):
+        b_mat, c_mat = new(), new()
+        grad_inv_sym = new() if grad_inv is not None else None
+        tiled.prepare_backward(s_mat, grad_sqrt, grad_inv, norm, b_mat, c_mat, grad_inv_sym)
+        if grad_inv is not None:
+            # rhs = sym(G_S) - Y sym(G_Y) Y (Y = S^-1, <G_Y, dY> = <-Y G_Y Y, dS>), then / scale.
+            inv_mat = saved[2].contiguous()
+            y_g = new()
+            tiled.product(inv_mat, grad_inv_sym, y_g, symmetric=False, precision=precision)
+            rhs = grad_inv_sym  # its buffer is free once Y G_Y is formed
+            tiled.product(y_g, inv_mat, rhs, e=c_mat if grad_sqrt is not None else None, alpha=-1.0, beta=1.0,
+                          norm=norm, symmetric=True, scale="lyapunov", precision=precision)
+            c_mat = rhs
+        steps = plan.backward_steps
+        if not steps:
+            return 0.5 * c_mat
+        table = tiled.coefficient_table(steps, s_mat.dtype, s_mat.device)
+        b_sq, b_c, b_next, c_next = new(), new(), new(), new()
+        for step in range(len(steps)):
+            last = step == len(steps) - 1
+            tiled.lyapunov_products(b_mat, c_mat, b_sq, b_c, precision=precision)
+            tiled.lyapunov_update(b_mat, c_mat, b_sq, b_c, table, step, b_out=None if last else b_next, c_out=c_next,
+                                  last=last, precision=precision)
+            b_mat, b_next, c_mat, c_next = b_next, b_mat, c_next, c_mat
+        return c_mat
