@@ -324,9 +324,9 @@ def test_public_api_accuracy(counted, inverse):
 def test_kernel_coverage():
     assert backends.kernel_methods() == {"mtp", "mpa", "ns", "scaled_ns"}
     assert backends.max_kernel_n() == fused_roots.MAX_N
-    a = torch.eye(fused_roots.MAX_N + 1).expand(2, -1, -1)
-    with pytest.raises(ValueError, match="n = 65"):
-        tritonsqrt.sqrtm(a, method="ns", backend="triton")
+    # Past the fused limit the tiled kernels take over (tests/test_tiled.py checks them).
+    assert backends.kernel_family(fused_roots.MAX_N) == "fused"
+    assert backends.kernel_family(fused_roots.MAX_N + 1) == "tiled"
 
 
 @pytest.mark.parametrize("dtype_name", ("float32", "float64"))
