@@ -1,0 +1,29 @@
+"""Launch counting through the public ops (wrapping Triton's launch path, not reading code):
+one kernel for a forward and one for a backward on a batch of 64 x 64 matrices, and no torch
+matrix product or linalg op beside them."""
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import tritonsqrt as ts  # noqa: E402
+from tritonsqrt.instrument import count_launches, count_torch_ops  # noqa: E402
+from tritonsqrt.testing import random_symmetric, spd_with_condition  # noqa: E402
+
+
+@pytest.mark.parametrize("method", ["scaled_ns", "ns", "mpa", "mtp"])
+def test_one_launch_forward_one_backward_and_no_torch_products(method):
+    op = ts.inv_sqrtm if method in ("scaled_ns", "mpa") else ts.sqrtm
+    a = spd_with_condition(2, 64, 100.0).requires_grad_(True)
+    g = random_symmetric(2, 64)
+    with count_launches() as forward, count_torch_ops() as torch_ops:
+        out = op(a, method=method, backend="triton")
+    assert forward.launches == 1, forward.names
+    with count_launches() as backward, count_torch_ops() as torch_ops_backward:
+        torch.autograd.grad(out, a, g)
+    assert backward.launches == 1, backward.names
+    assert torch_ops.matmuls == torch_ops.linalg == 0, torch_ops.names
+    assert torch_ops_backward.matmuls == torch_ops_backward.linalg == 0, torch_ops_backward.names
