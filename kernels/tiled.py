@@ -3,10 +3,10 @@
 Past the fused kernels' size a matrix no longer fits one program, so every step of every
 method becomes a batched, tiled matrix product (grid: output tiles x batch) whose epilogue
 does the step's element-wise work: `alpha * X @ Y + beta * W + gamma * I`, the Frobenius
-normalisation, the polynomial sums and the final unscale and cast. Products that read a
-common operand share one launch (and its loads); each intermediate is written once, to a
-buffer no launch both reads and writes, so a launch can be re-run (that is how candidates
-are timed).
+normalisation, the polynomial sums and the final unscale and cast. Products that depend
+only on earlier launches share one launch (Y M and Z M; B^2 and B C; the three products of
+the Lyapunov C' and B B^2); each intermediate is written once, to a buffer no launch both
+reads and writes, so a launch can be re-run (that is how candidates are timed).
 
 Symmetry: a product of two polynomials of the same matrix is symmetric (they commute), so
 those launches compute only the tiles on and above the diagonal and store each twice, the
@@ -180,32 +180,37 @@ def _safe_norm(norm):
 
 
 @triton.jit
-def _unscale(root_hat, norm, diagonal, INVERSE: tl.constexpr):
-    """`reference.unscale`: the root of A from that of A / ||A||_F; the zero matrix gives 0 or diag(+inf)."""
+def _norm_scalars(norm):
+    """(1 / ||A||, sqrt(||A||), 1 / sqrt(||A||)) of a per-matrix norm, 1 standing in for 0 where
+    the reference avoids 0/0 (1 / sqrt(||A||) is then also the inverse of the Lyapunov scale,
+    sqrt(||A||_F) or 1 for A = 0, of `torch_path.roots_backward`).
+
+    Kernels take them before their product loop: the correctly rounded division and square root
+    have a slow path whose register saves spilled (4-12 bytes) when it ran in the epilogue.
+    """
     root_norm = _sqrt(norm)
+    return _reciprocal(_safe_norm(norm)), root_norm, _reciprocal(tl.where(norm == 0, 1.0, root_norm))
+
+
+@triton.jit
+def _unscale(root_hat, norm, root_norm, inverse_root, diagonal, INVERSE: tl.constexpr):
+    """`reference.unscale`: the root of A from that of A / ||A||_F; the zero matrix gives 0 or diag(+inf)."""
     if INVERSE:
-        scaled = root_hat * _reciprocal(tl.where(norm == 0, 1.0, root_norm))
-        return tl.where(norm == 0, tl.where(diagonal, float("inf"), 0.0), scaled)
+        return tl.where(norm == 0, tl.where(diagonal, float("inf"), 0.0), root_hat * inverse_root)
     else:
         return root_hat * root_norm
 
 
 @triton.jit
-def _store_root(root_hat, norm, diagonal, out_ptr, saved_ptr, rows, cols, n,
+def _store_root(root_hat, norm, root_norm, inverse_root, diagonal, out_ptr, saved_ptr, rows, cols, n,
                 INVERSE: tl.constexpr, STORE: tl.constexpr, SAVE: tl.constexpr, SYMMETRIC: tl.constexpr):
     """Unscale a root and store it in the output (A's dtype) and/or the saved copy (compute dtype)."""
     if STORE or SAVE:
-        root = _unscale(root_hat, norm, diagonal, INVERSE)
+        root = _unscale(root_hat, norm, root_norm, inverse_root, diagonal, INVERSE)
         if STORE:
             _store_output(out_ptr, root, rows, cols, n, SYMMETRIC)
         if SAVE:
             _store_output(saved_ptr, root, rows, cols, n, SYMMETRIC)
-
-
-@triton.jit
-def _lyapunov_scale(norm):
-    # `torch_path.roots_backward`: sqrt(||A||_F) bounds the largest eigenvalue of S (1 for A = 0).
-    return tl.where(norm == 0, 1.0, _sqrt(norm))
 
 
 # ---------------------------------------------------------------------------------------
@@ -298,16 +303,19 @@ def _power_step_kernel(
         rows = _indices(tile_row, BLOCK)
         cols = _indices(tile_col, BLOCK)
         diagonal = rows[:, None] == cols[None, :]
+        if FIRST:
+            norm = _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS)
+            if (tile_row == 0) & (tile_col == 0):
+                tl.store(norm_ptr + matrix, norm)
+        else:
+            norm = tl.load(norm_ptr + matrix)
+        inverse_norm, root_norm, inverse_root = _norm_scalars(norm)
 
         acc = _product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), left_ptr, z_ptr, rows, cols, n,
                             BLOCK_K, PRECISION)
 
         # Epilogue: each tile is stored as soon as it is complete, so that few stay live (spills).
         if FIRST:
-            norm = _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS)
-            if (tile_row == 0) & (tile_col == 0):
-                tl.store(norm_ptr + matrix, norm)
-            inverse_norm = _reciprocal(_safe_norm(norm))
             w_hat = _load_block(left_ptr, rows, cols, n) * inverse_norm
             power_value = tl.where(diagonal, 1.0, 0.0) - 2.0 * w_hat + (acc * inverse_norm) * inverse_norm
             z = tl.where(diagonal, 1.0, 0.0) - w_hat
@@ -317,11 +325,6 @@ def _power_step_kernel(
             power_value = acc
         if WRITE_POWER:
             _store_symmetric(power_out_ptr + base, power_value, rows, cols, n)
-        if UNSCALE:
-            if FIRST:
-                norm_value = norm
-            else:
-                norm_value = tl.load(norm_ptr + matrix)
         if FIRST_POLY:
             if FIRST:  # c0 I + c1 Z, as `reference.polynomial` starts
                 first = tl.where(diagonal, tl.load(coeffs_ptr), 0.0) + tl.load(coeffs_ptr + 2) * z
@@ -329,8 +332,8 @@ def _power_step_kernel(
                 first = _load_block(first_in_ptr + base, rows, cols, n)
             first += tl.load(coeffs_ptr + 2 * power) * power_value
             if UNSCALE:
-                _store_root(first, norm_value, diagonal, first_out_ptr + base, first_saved_ptr + base, rows, cols,
-                            n, False, STORE_FIRST, SAVE_FIRST, True)
+                _store_root(first, norm, root_norm, inverse_root, diagonal, first_out_ptr + base,
+                            first_saved_ptr + base, rows, cols, n, False, STORE_FIRST, SAVE_FIRST, True)
             else:
                 _store_symmetric(first_out_ptr + base, first, rows, cols, n)
         if SECOND_POLY:
@@ -340,8 +343,8 @@ def _power_step_kernel(
                 second = _load_block(second_in_ptr + base, rows, cols, n)
             second += tl.load(coeffs_ptr + 2 * power + 1) * power_value
             if UNSCALE:
-                _store_root(second, norm_value, diagonal, second_out_ptr + base, second_saved_ptr + base, rows, cols,
-                            n, True, STORE_SECOND, SAVE_SECOND, True)
+                _store_root(second, norm, root_norm, inverse_root, diagonal, second_out_ptr + base,
+                            second_saved_ptr + base, rows, cols, n, True, STORE_SECOND, SAVE_SECOND, True)
             else:
                 _store_symmetric(second_out_ptr + base, second, rows, cols, n)
 
@@ -386,6 +389,13 @@ def _newton_schulz_step_kernel(
         diagonal = rows[:, None] == cols[None, :]
         a = tl.load(steps_ptr + 2 * step)
         b = tl.load(steps_ptr + 2 * step + 1)
+        if FIRST:
+            norm = _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS)
+            if (tile_row == 0) & (tile_col == 0):
+                tl.store(norm_ptr + matrix, norm)
+        else:
+            norm = tl.load(norm_ptr + matrix)
+        inverse_norm, root_norm, inverse_root = _norm_scalars(norm)
         zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
         # Both products before any epilogue work: address and mask tiles of the epilogue kept
         # live across a product loop made every configuration spill.
@@ -398,22 +408,16 @@ def _newton_schulz_step_kernel(
             # and that form loses the coupled iteration's stability (7.7e-3 after 12 steps).
             acc_z = _product_tile(zeros, m_ptr, z_ptr, rows, cols, n, BLOCK_K, PRECISION)
 
-        if FIRST:
-            norm = _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS)
-            if (tile_row == 0) & (tile_col == 0):
-                tl.store(norm_ptr + matrix, norm)
-            inverse_norm = _reciprocal(_safe_norm(norm))
-        elif UNSCALE:
-            norm = tl.load(norm_ptr + matrix)
         # Y' is stored before Z' is formed, so that few tiles are live at once.
         if UPDATE_Y:
             if FIRST:
-                y_new = a * (_load_block(y_ptr, rows, cols, n) * inverse_norm) + b * ((acc_y * inverse_norm) * inverse_norm)
+                a_hat = _load_block(y_ptr, rows, cols, n) * inverse_norm
+                y_new = a * a_hat + b * ((acc_y * inverse_norm) * inverse_norm)
             else:
                 y_new = a * _load_block(y_ptr, rows, cols, n) + b * acc_y
             if UNSCALE:
-                _store_root(y_new, norm, diagonal, y_out_ptr + base, y_saved_ptr + base, rows, cols, n,
-                            False, STORE_Y, SAVE_Y, True)
+                _store_root(y_new, norm, root_norm, inverse_root, diagonal, y_out_ptr + base, y_saved_ptr + base,
+                            rows, cols, n, False, STORE_Y, SAVE_Y, True)
             else:
                 _store_symmetric(y_out_ptr + base, y_new, rows, cols, n)
         if UPDATE_Z:
@@ -422,8 +426,8 @@ def _newton_schulz_step_kernel(
             else:
                 z_new = a * _load_block(z_ptr, rows, cols, n) + b * acc_z
             if UNSCALE:
-                _store_root(z_new, norm, diagonal, z_out_ptr + base, z_saved_ptr + base, rows, cols, n,
-                            True, STORE_Z, SAVE_Z, True)
+                _store_root(z_new, norm, root_norm, inverse_root, diagonal, z_out_ptr + base, z_saved_ptr + base,
+                            rows, cols, n, True, STORE_Z, SAVE_Z, True)
             else:
                 _store_symmetric(z_out_ptr + base, z_new, rows, cols, n)
 
@@ -445,7 +449,7 @@ def _product_kernel(
     SYMMETRIC: the result is symmetric: compute the upper tiles, store their mirror too.
     SCALE: "none"; "sqrt_of_normalized": X = W, the result is unscale(sym(W_hat Y)), the
         square root from the inverse one (`torch_path`); "lyapunov": divided by the per-matrix
-        Lyapunov scale (`_lyapunov_scale`).
+        Lyapunov scale (sqrt(||A||_F), 1 for A = 0).
     BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     """
     matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
@@ -457,16 +461,18 @@ def _product_kernel(
         base = matrix * n * n
         rows = _indices(tile_row, BLOCK)
         cols = _indices(tile_col, BLOCK)
+        if SCALE != "none":
+            norm = tl.load(norm_ptr + matrix)
+            inverse_norm, root_norm, inverse_root = _norm_scalars(norm)
         acc = _product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), x_ptr + base, y_ptr + base, rows, cols, n,
                             BLOCK_K, PRECISION)
         value = tl.cast(alpha, compute_dtype) * acc
         if HAS_E:
             value += tl.cast(beta, compute_dtype) * _load_block(e_ptr + base, rows, cols, n)
         if SCALE == "sqrt_of_normalized":
-            norm = tl.load(norm_ptr + matrix)
-            value = _unscale(value * _reciprocal(_safe_norm(norm)), norm, rows[:, None] == cols[None, :], False)
+            value = (value * inverse_norm) * root_norm  # unscale(W_hat Y); A = 0 gives W = 0, S = 0
         elif SCALE == "lyapunov":
-            value = value * _reciprocal(_lyapunov_scale(tl.load(norm_ptr + matrix)))
+            value = value * inverse_root
         _store_output(out_ptr + base, value, rows, cols, n, SYMMETRIC)
 
 
@@ -504,14 +510,15 @@ def _unscale_roots_kernel(
     cols = _indices(tile_col, BLOCK)
     diagonal = rows[:, None] == cols[None, :]
     norm = tl.load(norm_ptr + matrix)
+    _, root_norm, inverse_root = _norm_scalars(norm)
     if STORE_SQRT or SAVE_SQRT:
         root_hat = _load_strided(sqrt_hat_ptr, sh_batch_stride, sh_row_stride, sh_col_stride, matrix, rows, cols, n)
-        _store_root(root_hat, norm, diagonal, sqrt_out_ptr + base, sqrt_saved_ptr + base, rows, cols, n,
-                    False, STORE_SQRT, SAVE_SQRT, False)
+        _store_root(root_hat, norm, root_norm, inverse_root, diagonal, sqrt_out_ptr + base, sqrt_saved_ptr + base,
+                    rows, cols, n, False, STORE_SQRT, SAVE_SQRT, False)
     if STORE_INV or SAVE_INV:
         root_hat = _load_strided(inv_hat_ptr, ih_batch_stride, ih_row_stride, ih_col_stride, matrix, rows, cols, n)
-        _store_root(root_hat, norm, diagonal, inv_out_ptr + base, inv_saved_ptr + base, rows, cols, n,
-                    True, STORE_INV, SAVE_INV, False)
+        _store_root(root_hat, norm, root_norm, inverse_root, diagonal, inv_out_ptr + base, inv_saved_ptr + base,
+                    rows, cols, n, True, STORE_INV, SAVE_INV, False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -550,7 +557,7 @@ def _prepare_backward_kernel(
     base = matrix * n * n
     rows = _indices(tile_row, BLOCK)
     cols = _indices(tile_col, BLOCK)
-    inverse_scale = _reciprocal(_lyapunov_scale(tl.load(norm_ptr + matrix)))
+    _, _, inverse_scale = _norm_scalars(tl.load(norm_ptr + matrix))  # 1 / the Lyapunov scale
     _store_block(b_out_ptr + base, _load_block(s_ptr + base, rows, cols, n) * inverse_scale, rows, cols, n)
     rhs = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
     if HAS_GRAD_SQRT:
@@ -654,7 +661,7 @@ GPU_SPACE = {
         "product": _ONE_PRODUCT,
         "newton_schulz_step": _PRODUCTS,
         "lyapunov_products": _PRODUCTS,
-        "lyapunov_update": _PRODUCTS,
+        "lyapunov_update": ((64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),  # 3 stages: 8 bytes of spill, tf32x3 sm_90
     },
     "float64": {
         "power_step": ((32, 16, 1, 4, 2), (32, 32, 1, 4, 2)),
@@ -670,9 +677,9 @@ GPU_SPACE = {
 # (tests/test_tiled.py also runs 32-wide tiles).
 INTERPRETER_SPACE = ((64, 64, 2, 1, 1), (64, 32, 1, 1, 1))
 
-# Per tuned kernel: product loops per program, each pipelining 2 operand tiles a step
+# Product loops per program of each tuned kernel, each pipelining 2 operand tiles a step
 # (shared memory is counted as if the loops' buffers were not reused).
-KERNEL_SHAPES = {
+PRODUCT_LOOPS = {
     "power_step": 1,
     "newton_schulz_step": 2,
     "product": 1,
@@ -691,9 +698,9 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
                       shared_memory: int = SM80_SHARED_MEMORY) -> list[dict]:
     """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
     space = INTERPRETER_SPACE if interpreter else GPU_SPACE[dtype_name][kernel_name]
-    if isinstance(space, dict):
+    if isinstance(space, dict):  # a kernel's entry may be split by dot precision
         space = space[precision]
-    return [dict(config) for config in _pruned(tuple(space), 2 * KERNEL_SHAPES[kernel_name], triton.next_power_of_2(n),
+    return [dict(config) for config in _pruned(tuple(space), 2 * PRODUCT_LOOPS[kernel_name], triton.next_power_of_2(n),
                                                8 if dtype_name == "float64" else 4, interpreter, shared_memory)]
 
 

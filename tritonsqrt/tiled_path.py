@@ -151,7 +151,8 @@ def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _T
     for k in range(2, top + 1):
         last = k == top
         if last and not hat_sums:
-            outputs = dict(first_out=sqrt_t.out if first_poly else None, first_saved=sqrt_t.saved if first_poly else None,
+            outputs = dict(first_out=sqrt_t.out if first_poly else None,
+                           first_saved=sqrt_t.saved if first_poly else None,
                            second_out=inv_t.out, second_saved=inv_t.saved)
         else:
             outputs = dict(first_out=sum_buffers[k % 2][0], second_out=sum_buffers[k % 2][1])
