@@ -32,6 +32,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
+
 from tritonsqrt import tuning
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -781,19 +783,6 @@ def _elementwise_grid(n: int, batch: int) -> tuple[int]:
 
 # ---------------------------------------------------------------------------------------
 # Launchers (the callers allocate; None marks an output that is not wanted)
-
-_TABLES: dict = {}
-
-
-def coefficient_table(rows, dtype: torch.dtype, device) -> torch.Tensor:
-    """A (k, 2) table of per-step coefficients on `device`, copied once and cached, so later
-    calls (and a CUDA-graph capture after a warm-up call) copy nothing from the host."""
-    key = (tuple((float(x), float(y)) for x, y in rows), dtype, torch.device(device))
-    table = _TABLES.get(key)
-    if table is None:
-        table = _TABLES[key] = torch.tensor(key[0], dtype=dtype).reshape(-1, 2).to(device)
-    return table
-
 
 def _eps_halves(eps: float) -> tuple[float, float]:
     as_float32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]  # noqa: E731
