@@ -2,18 +2,22 @@
 
 Each kernel module (`fused_roots`, `fused_lyapunov`, `tiled`; whichever exist) lists what its
 launcher can run at a size with `compile_specs(n, dtype_name)`. Every spec is compiled with
-`triton.compile(ASTSource(...), target=GPUTarget("cuda", cc, 32))`; the ptxas shipped in the
-Triton wheel (the one Triton uses for that arch) is run with -v on the PTX for registers,
-spills and stack, and the metadata gives the shared memory. A spec fits when it spills
-nothing, uses at most 255 registers a thread and stays within the arch's shared memory.
-Works the same on Triton 3.6 and 3.9 (no GPU, no driver needed).
+`triton.compile(ASTSource(...), target=GPUTarget("cuda", cc, 32))`, and the registers, spills
+and stack are read from the log of the ptxas run Triton itself makes for the cubin (its
+`dump_ptxas_log` knob, with a fresh compile forced): the same ptxas, the same flags
+(`-lineinfo`, `--regAllocOptLevel=2` on 3.9, ...), so the same code a GPU would load. The
+metadata gives the shared memory. A spec fits when it spills nothing, uses at most 255
+registers a thread and stays within the arch's shared memory. Works the same on Triton 3.6
+and 3.9 (no GPU, no driver needed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -21,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from .launch_options import LAUNCH_OPTIONS
 
 KERNEL_MODULES = ("tritonsqrt.kernels.fused_roots", "tritonsqrt.kernels.fused_lyapunov", "tritonsqrt.kernels.tiled")
 DEFAULT_SIZES = (16, 32, 64, 128)
@@ -69,37 +75,54 @@ def modules_without_specs() -> list[str]:
             if importlib.util.find_spec(name) is not None and name not in {m.__name__ for m in kernel_modules()}]
 
 
-def _ptxas_usage(ptx: str, capability: int) -> dict:
-    """Registers, spills and stack of the PTX from the ptxas Triton uses for this arch."""
-    from triton.backends.nvidia.compiler import get_ptxas, sm_arch_from_capability
-
-    with tempfile.TemporaryDirectory() as folder:
-        source = os.path.join(folder, "kernel.ptx")
-        with open(source, "w") as handle:
-            handle.write(ptx)
-        command = [get_ptxas(capability).path, "-v", f"--gpu-name={sm_arch_from_capability(capability)}", source,
-                   "-o", os.path.join(folder, "kernel.cubin")]
-        log = subprocess.run(command, capture_output=True, text=True, check=True).stderr
-    registers = _PTXAS_REGISTERS.search(log)
-    spills = _PTXAS_SPILLS.search(log)
-    if registers is None or spills is None:
-        raise RuntimeError(f"could not read ptxas -v output:\n{log}")
-    stack, spill_stores, spill_loads = (int(v) for v in spills.groups())
-    return {"registers": int(registers.group(1)), "spill_stores": spill_stores, "spill_loads": spill_loads,
+def _read_ptxas_log(log: str) -> dict:
+    registers = _PTXAS_REGISTERS.findall(log)
+    spills = _PTXAS_SPILLS.findall(log)
+    if not registers or not spills:
+        raise RuntimeError(f"could not read the ptxas -v log:\n{log}")
+    # One entry function per kernel; any noinline function adds its own lines: take the worst.
+    stack, spill_stores, spill_loads = (max(int(row[i]) for row in spills) for i in range(3))
+    return {"registers": max(int(r) for r in registers), "spill_stores": spill_stores, "spill_loads": spill_loads,
             "stack_bytes": stack}
+
+
+def _compile_with_ptxas_log(source, target, options) -> tuple:
+    """`triton.compile` with Triton's own ptxas log captured: (compiled kernel, usage dict).
+
+    Triton prints the log when `knobs.nvidia.dump_ptxas_log` is set, and runs ptxas only on a
+    cache miss, so a fresh compile is forced.
+    """
+    import triton
+    from triton import knobs
+
+    printed = io.StringIO()
+    with knobs.nvidia.scope(), knobs.compilation.scope(), contextlib.redirect_stdout(printed):
+        knobs.nvidia.dump_ptxas_log = True
+        knobs.compilation.always_compile = True
+        compiled = triton.compile(source, target=target, options=options)
+    return compiled, _read_ptxas_log(printed.getvalue())
 
 
 _RESULTS: dict = {}  # what was compiled -> row: one compile per kernel and arch per process
 
 
+def _launch_options(spec: dict) -> dict:
+    """The compile options the launcher passes with this spec (its own, else the common ones)."""
+    return spec.get("options", LAUNCH_OPTIONS)
+
+
+def _key(module_name: str, spec: dict, dtype_name: str, arch: Arch) -> tuple:
+    # Sizes sharing a BLOCK (33 and 64) share the compiled kernel: key on what is compiled.
+    return (module_name, spec["name"], dtype_name, spec["num_warps"], spec["num_stages"], arch.capability,
+            repr(sorted(spec["constexprs"].items())), repr(sorted(spec["signature"].items())),
+            repr(sorted(_launch_options(spec).items())))
+
+
 def compile_spec(module_name: str, spec: dict, n: int, dtype_name: str, arch: Arch) -> dict:
     """One report row: compile the spec for the arch and read its resources (cached)."""
-    # Sizes sharing a BLOCK (33 and 64) share the compiled kernel: key on what is compiled.
-    key = (module_name, spec["name"], dtype_name, spec["num_warps"], spec["num_stages"], arch.capability,
-           repr(sorted(spec["constexprs"].items())), repr(sorted(spec["signature"].items())))
+    key = _key(module_name, spec, dtype_name, arch)
     if key in _RESULTS:
         return dict(_RESULTS[key], n=n)
-    import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -107,12 +130,12 @@ def compile_spec(module_name: str, spec: dict, n: int, dtype_name: str, arch: Ar
            "dtype": dtype_name, "num_warps": spec["num_warps"], "num_stages": spec["num_stages"]}
     started = time.perf_counter()
     try:
-        compiled = triton.compile(
+        compiled, usage = _compile_with_ptxas_log(
             ASTSource(spec["fn"], spec["signature"], spec["constexprs"]),
             target=GPUTarget("cuda", arch.capability, 32),
-            options={"num_warps": spec["num_warps"], "num_stages": spec["num_stages"]},
+            options={"num_warps": spec["num_warps"], "num_stages": spec["num_stages"], **_launch_options(spec)},
         )
-        row.update(_ptxas_usage(compiled.asm["ptx"], arch.capability))
+        row.update(usage)
         row["shared_bytes"] = int(compiled.metadata.shared)
         row["error"] = None
     except Exception as error:  # a report, not a crash: the row says what failed
@@ -129,41 +152,78 @@ def compile_spec(module_name: str, spec: dict, n: int, dtype_name: str, arch: Ar
     return row
 
 
-def report(arch: str, sizes=DEFAULT_SIZES, dtypes=DTYPES, modules=None) -> list[dict]:
+def _compile_listed(module_name: str, n: int, dtype_name: str, index: int, arch_name: str) -> dict:
+    """A worker's job: spec number `index` of the module's list (kernels do not pickle)."""
+    spec = importlib.import_module(module_name).compile_specs(n, dtype_name)[index]
+    return compile_spec(module_name, spec, n, dtype_name, ARCHES[arch_name])
+
+
+def default_jobs() -> int:
+    """Worker processes for the compiles: the CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def report(arch: str, sizes=DEFAULT_SIZES, dtypes=DTYPES, modules=None, jobs: int | None = None) -> list[dict]:
     """Compile every spec of every present kernel module at each size and dtype for `arch`.
 
     modules: short names ("fused_lyapunov") to restrict the report to; None for all.
+    jobs: compiles run at once, in worker processes (None: one per CPU; 1: in this process).
 
     Under TRITON_INTERPRET=1 (the test session) the kernels are interpreter objects that
     cannot be compiled, so the report runs in a child process without it.
     """
     if arch not in ARCHES:
         raise ValueError(f"arch: expected one of {', '.join(ARCHES)}, got {arch!r}")
+    jobs = default_jobs() if jobs is None else jobs
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        rows = _report_in_child(arch, tuple(sizes), tuple(dtypes), tuple(modules) if modules else None)
+        rows = _report_in_child(arch, tuple(sizes), tuple(dtypes), tuple(modules) if modules else None, jobs)
         return [row for row in rows if modules is None or row["module"] in modules]
-    rows = []
+    listed = []  # (module name, n, dtype, index in its list, spec), in report order
     for module in kernel_modules():
         if modules is not None and module.__name__.rsplit(".", 1)[-1] not in modules:
             continue
         for n in sizes:
             for dtype_name in dtypes:
-                for spec in module.compile_specs(n, dtype_name):
-                    rows.append(compile_spec(module.__name__, spec, n, dtype_name, ARCHES[arch]))
-    return rows
+                for index, spec in enumerate(module.compile_specs(n, dtype_name)):
+                    listed.append((module.__name__, n, dtype_name, index, spec))
+    target = ARCHES[arch]
+    if jobs > 1:
+        _compile_in_workers(listed, target, jobs)
+    return [compile_spec(name, spec, n, dtype_name, target) for name, n, dtype_name, _, spec in listed]
+
+
+def _compile_in_workers(listed: list, arch: Arch, jobs: int) -> None:
+    """Fill the row cache for every distinct spec of `listed`, `jobs` compiles at a time."""
+    import concurrent.futures
+    import multiprocessing
+
+    todo = {}
+    for name, n, dtype_name, index, spec in listed:
+        key = _key(name, spec, dtype_name, arch)
+        if key not in _RESULTS:
+            todo.setdefault(key, (name, n, dtype_name, index, arch.name))
+    if len(todo) < 2:
+        return
+    # fork: the workers start with Triton and the kernel modules already imported.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(todo)), multiprocessing.get_context(method)) as pool:
+        futures = {key: pool.submit(_compile_listed, *task) for key, task in todo.items()}
+        for key, future in futures.items():
+            _RESULTS[key] = future.result()
 
 
 _CHILD_ROWS: dict = {}  # (arch, n, dtype) -> rows, so a test session compiles each once
 
 
-def _report_in_child(arch: str, sizes: tuple, dtypes: tuple, modules: tuple | None = None) -> list[dict]:
+def _report_in_child(arch: str, sizes: tuple, dtypes: tuple, modules: tuple | None, jobs: int) -> list[dict]:
     missing_sizes = sorted({n for n in sizes for d in dtypes if (arch, n, d, modules) not in _CHILD_ROWS})
     if missing_sizes:
         with tempfile.TemporaryDirectory() as folder:
             out = os.path.join(folder, "rows.json")
             env = dict(os.environ, TRITON_INTERPRET="0")
             command = [sys.executable, "-m", "tritonsqrt.cli", "compile-report", "--arch", arch,
-                       "--n", ",".join(map(str, missing_sizes)), "--dtype", ",".join(dtypes), "--json", out]
+                       "--n", ",".join(map(str, missing_sizes)), "--dtype", ",".join(dtypes), "--json", out,
+                       "--jobs", str(jobs)]
             if modules:
                 command += ["--module", ",".join(modules)]
             child = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -203,6 +263,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--module", help="comma-separated kernel modules to report (default: every one present), "
                         "e.g. fused_lyapunov")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="compiles at once, in worker processes (default: one per CPU)")
 
 
 def main(args) -> int:
@@ -227,7 +289,10 @@ def main(args) -> int:
     for name in modules_without_specs():
         print(f"note: {name} has no compile_specs(n, dtype_name); not compiled")
     only = [m.strip() for m in args.module.split(",")] if args.module else None
-    rows = [row for arch in archs for row in report(arch, sizes, dtypes, only)]
+    if args.jobs is not None and args.jobs < 1:
+        print(f"compile-report: --jobs: expected a positive count, got {args.jobs}", file=sys.stderr)
+        return 2
+    rows = [row for arch in archs for row in report(arch, sizes, dtypes, only, args.jobs)]
     print(format_table(rows))
     misfits = [row for row in rows if not row["fits"] and not row["error"]]
     failed = [row for row in rows if row["error"]]

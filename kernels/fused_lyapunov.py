@@ -20,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .launch_options import LAUNCH_OPTIONS
 from .tables import coefficient_table
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -382,6 +383,7 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
         num_warps=config["num_warps"],
         num_stages=config["num_stages"],
         **shape,
+        **LAUNCH_OPTIONS,
     )
     return out
 

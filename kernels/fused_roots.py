@@ -33,6 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .launch_options import LAUNCH_OPTIONS
 from .tables import coefficient_table
 
 from tritonsqrt.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
@@ -598,7 +599,7 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
         BLOCK=block, MATRICES=config["MATRICES"], STREAM=config["STREAM"], CHUNK=config["CHUNK"],
         SCRATCH_SLOTS=slots, PRECISION=precision,
         num_warps=config["num_warps"], num_stages=config["num_stages"],
-        **flags,
+        **flags, **LAUNCH_OPTIONS,
     )
     return ForwardOutputs(sqrt_out, inv_out, saved_sqrt, saved_inv, norm)
 

@@ -32,6 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .launch_options import TILED_LAUNCH_OPTIONS
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
 
 from tritonsqrt import tuning
@@ -125,7 +126,7 @@ def _product_tile(acc, x_ptr, y_ptr, rows, cols, n, BLOCK_K: tl.constexpr, PRECI
     for k_start in range(0, n, BLOCK_K):
         in_k = ks < n - k_start
         acc = tl.dot(tl.load(x_tiles, mask=in_k[None, :], other=0.0), tl.load(y_tiles, mask=in_k[:, None], other=0.0),
-                     acc, input_precision=PRECISION)
+                     acc, input_precision=PRECISION, out_dtype=acc.dtype)  # Triton 3.6 assumes float32 without it
         x_tiles += BLOCK_K
         y_tiles += BLOCK_K * n
     return acc
@@ -651,7 +652,7 @@ def _lyapunov_update_kernel(
 
 # (BLOCK, BLOCK_K, GROUP, num_warps, most stages) per dtype and kernel, the launcher's default
 # first. Every entry compiles for sm_80 and sm_90, with every dot precision and every flag set
-# `tiled_path` launches, without register spills (ptxas, Triton 3.9; docs/large-and-tuning.md).
+# `tiled_path` launches, without register spills (Triton 3.9 and 3.6; docs/large-and-tuning.md).
 # Left out for spilling: 128-wide tiles (0.3-1.5 KB with 8 warps), 64-wide tiles with 4 warps,
 # BLOCK_K = 32 in kernels with two or more products, 64-wide float64 tiles in the power step.
 # Stages are lowered until the operand tiles fit in shared memory, else the entry is dropped.
@@ -769,7 +770,8 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     def run(config):
         grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch,)
         kernel[grid](*args, **flags, PRECISION=precision, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"],
-                     GROUP=config["GROUP"], num_warps=config["num_warps"], num_stages=config["num_stages"])
+                     GROUP=config["GROUP"], num_warps=config["num_warps"], num_stages=config["num_stages"],
+                     **TILED_LAUNCH_OPTIONS)
 
     source_hash = _SOURCE_HASHES.get(kernel_name)
     if source_hash is None:
@@ -800,7 +802,8 @@ def prepare_forward(a: torch.Tensor, eps: float, w: torch.Tensor, partials: torc
     batch, n = a.shape[0], a.shape[-1]
     eps_hi, eps_lo = _eps_halves(float(eps))
     _prepare_forward_kernel[(partial_count(n) * batch,)](
-        a, *a.stride(), w, partials, eps_hi, eps_lo, n, BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS)
+        a, *a.stride(), w, partials, eps_hi, eps_lo, n, BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS,
+        **TILED_LAUNCH_OPTIONS)
 
 
 def _or(tensor, fallback):
@@ -858,7 +861,7 @@ def unscale_roots(norm, *, sqrt_hat=None, inv_hat=None, sqrt_out=None, sqrt_save
         _or(inv_out, like), _or(inv_saved, like), n,
         STORE_SQRT=sqrt_out is not None, SAVE_SQRT=sqrt_saved is not None,
         STORE_INV=inv_out is not None, SAVE_INV=inv_saved is not None,
-        BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS)
+        BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
 def prepare_backward(s, grad_sqrt, grad_inv, norm, b_out, c_out, grad_inv_out=None) -> None:
@@ -869,7 +872,7 @@ def prepare_backward(s, grad_sqrt, grad_inv, norm, b_out, c_out, grad_inv_out=No
     _prepare_backward_kernel[_elementwise_grid(n, batch)](
         s, gs, *gs.stride(), gi, *gi.stride(), norm, b_out, c_out, _or(grad_inv_out, s), n,
         HAS_GRAD_SQRT=grad_sqrt is not None, HAS_GRAD_INV=grad_inv is not None,
-        BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS)
+        BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
 def lyapunov_products(b, c, b_sq, b_c, *, precision: str) -> None:
@@ -953,6 +956,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                                 f"stages={config['num_stages']},{precision}]",
                         "fn": fn, "signature": _signature(fn, compute, io, constexprs), "constexprs": constexprs,
                         "num_warps": config["num_warps"], "num_stages": config["num_stages"],
+                        "options": TILED_LAUNCH_OPTIONS,
                     })
     elementwise = (
         (_prepare_forward_kernel, dict(BLOCK=ELEMENTWISE_BLOCK)),
@@ -963,5 +967,5 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     for fn, constexprs in elementwise:
         specs.append({"name": f"tiled.{fn.fn.__name__.strip('_')}[BLOCK={ELEMENTWISE_BLOCK}]", "fn": fn,
                       "signature": _signature(fn, compute, io, constexprs), "constexprs": constexprs,
-                      "num_warps": ELEMENTWISE_WARPS, "num_stages": 1})
+                      "num_warps": ELEMENTWISE_WARPS, "num_stages": 1, "options": TILED_LAUNCH_OPTIONS})
     return specs
