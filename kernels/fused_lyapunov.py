@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from .launch_options import LAUNCH_OPTIONS
+from .rounding import divide_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -58,30 +59,8 @@ def _load_per_matrix(ptr, first, batch, batch_stride, MATRICES: tl.constexpr):
 
 @triton.jit
 def _root_scale(norm):
-    """sqrt(norm), 1 where norm is 0 (a zero matrix keeps scale 1 rather than dividing by 0).
-
-    Correctly rounded like torch's: Triton's fp32 tl.sqrt is approximate (fp64's is exact).
-    """
-    if norm.dtype == tl.float32:
-        root = tl.sqrt_rn(norm)
-    else:
-        root = tl.sqrt(norm)
-    return tl.where(norm > 0, root, 1.0)
-
-
-@triton.jit
-def _divide(x, scale):
-    """x / scale correctly rounded, as torch divides (Triton's fp32 '/' is approximate)."""
-    if x.dtype == tl.float32:
-        quotient = tl.div_rn(x, scale)
-    else:
-        quotient = x / scale
-    return quotient
-
-
-@triton.jit
-def _symmetrize(x):
-    return 0.5 * (x + tl.trans(x))
+    """sqrt(norm), 1 where norm is 0 (a zero matrix keeps scale 1 rather than dividing by 0)."""
+    return tl.where(norm > 0, sqrt_rn(norm), 1.0)
 
 
 @triton.jit
@@ -127,22 +106,22 @@ def _lyapunov_backward_kernel(
     if HAS_GRAD_SQRT:
         offsets, mask = _matrix_offsets(first, batch, n, grad_sqrt_batch_stride, grad_sqrt_row_stride,
                                         grad_sqrt_col_stride, BLOCK, MATRICES)
-        rhs = _symmetrize(tl.load(grad_sqrt_ptr + offsets, mask=mask, other=0.0).to(compute_dtype))
+        rhs = symmetrize(tl.load(grad_sqrt_ptr + offsets, mask=mask, other=0.0).to(compute_dtype))
     if HAS_GRAD_INV:
         offsets, mask = _matrix_offsets(first, batch, n, inv_batch_stride, inv_row_stride, inv_col_stride,
                                         BLOCK, MATRICES)
         inv_mat = tl.load(inv_ptr + offsets, mask=mask, other=0.0).to(compute_dtype)
         offsets, mask = _matrix_offsets(first, batch, n, grad_inv_batch_stride, grad_inv_row_stride,
                                         grad_inv_col_stride, BLOCK, MATRICES)
-        grad_inv = _symmetrize(tl.load(grad_inv_ptr + offsets, mask=mask, other=0.0).to(compute_dtype))
+        grad_inv = symmetrize(tl.load(grad_inv_ptr + offsets, mask=mask, other=0.0).to(compute_dtype))
         inner = tl.dot(inv_mat, grad_inv, input_precision=PRECISION)
         rhs = rhs - tl.dot(inner, inv_mat, input_precision=PRECISION)
 
     # sqrt(||A||_F) bounds the largest eigenvalue of S, so B has its spectrum in (0, 1].
     norm = _load_per_matrix(norm_ptr, first, batch, norm_batch_stride, MATRICES).to(compute_dtype)
     scale = _root_scale(norm)
-    b_mat = _divide(sqrt_mat, scale)
-    c_mat = _divide(rhs, scale)
+    b_mat = divide_rn(sqrt_mat, scale)
+    c_mat = divide_rn(rhs, scale)
 
     for step in range(num_steps):
         a = tl.load(steps_ptr + 2 * step)
@@ -152,11 +131,11 @@ def _lyapunov_backward_kernel(
         b_sq = tl.dot(b_mat, b_mat, input_precision=PRECISION)
         b_c = tl.dot(b_mat, c_mat, input_precision=PRECISION)
         c_mat = a * c_mat + (2 * b) * tl.dot(b_sq, c_mat, input_precision=PRECISION)
-        c_mat = _symmetrize(c_mat - b * tl.dot(b_c, b_mat, input_precision=PRECISION))
+        c_mat = symmetrize(c_mat - b * tl.dot(b_c, b_mat, input_precision=PRECISION))
         # Re-symmetrising B every step keeps fp32 stable (40 classical steps: 5e3 without, 4e-7 with).
-        b_mat = _symmetrize(a * b_mat + b * tl.dot(b_mat, b_sq, input_precision=PRECISION))
+        b_mat = symmetrize(a * b_mat + b * tl.dot(b_mat, b_sq, input_precision=PRECISION))
 
-    grad = _symmetrize(0.5 * c_mat)
+    grad = symmetrize(0.5 * c_mat)
     offsets, mask = _matrix_offsets(first, batch, n, n * n, n, 1, BLOCK, MATRICES)
     tl.store(out_ptr + offsets, grad, mask=mask)
 
@@ -218,7 +197,7 @@ def _lyapunov_backward_streamed_kernel(
     if HAS_GRAD_SQRT:
         offsets, mask = _matrix_offsets(matrix, batch, n, grad_sqrt_batch_stride, grad_sqrt_row_stride,
                                         grad_sqrt_col_stride, BLOCK, 1)
-        rhs = _symmetrize(tl.load(grad_sqrt_ptr + offsets, mask=mask, other=0.0).to(compute_dtype))
+        rhs = symmetrize(tl.load(grad_sqrt_ptr + offsets, mask=mask, other=0.0).to(compute_dtype))
     if HAS_GRAD_INV:
         # -Y sym(dL/dY) Y through the scratch: Y -> slot 4, sym(dL/dY) -> slot 5, Y G -> slot 2.
         offsets, mask = _matrix_offsets(matrix, batch, n, inv_batch_stride, inv_row_stride, inv_col_stride,
@@ -226,7 +205,7 @@ def _lyapunov_backward_streamed_kernel(
         tl.store(scratch + 4 * BLOCK * BLOCK + tile, tl.load(inv_ptr + offsets, mask=mask, other=0.0).to(compute_dtype))
         offsets, mask = _matrix_offsets(matrix, batch, n, grad_inv_batch_stride, grad_inv_row_stride,
                                         grad_inv_col_stride, BLOCK, 1)
-        grad_inv = _symmetrize(tl.load(grad_inv_ptr + offsets, mask=mask, other=0.0).to(compute_dtype))
+        grad_inv = symmetrize(tl.load(grad_inv_ptr + offsets, mask=mask, other=0.0).to(compute_dtype))
         tl.store(scratch + 5 * BLOCK * BLOCK + tile, grad_inv)
         tl.debug_barrier()
         inner = _scratch_product(scratch + 4 * BLOCK * BLOCK, scratch + 5 * BLOCK * BLOCK, tl.zeros_like(rhs), 1.0,
@@ -238,8 +217,8 @@ def _lyapunov_backward_streamed_kernel(
 
     norm = _load_per_matrix(norm_ptr, matrix, batch, norm_batch_stride, 1).to(compute_dtype)
     scale = _root_scale(norm)
-    tl.store(scratch + tile, _divide(sqrt_mat, scale))
-    tl.store(scratch + BLOCK * BLOCK + tile, _divide(rhs, scale))
+    tl.store(scratch + tile, divide_rn(sqrt_mat, scale))
+    tl.store(scratch + BLOCK * BLOCK + tile, divide_rn(rhs, scale))
     tl.debug_barrier()
 
     for step in range(num_steps):
@@ -263,13 +242,13 @@ def _lyapunov_backward_streamed_kernel(
         # product accumulated onto the running sum.
         c_mat = _scratch_product(sq_slot, c_slot, a * tl.load(c_slot + tile), 2 * b, BLOCK, CHUNK, PRECISION)
         c_mat = _scratch_product(bc_slot, b_slot, c_mat, -b, BLOCK, CHUNK, PRECISION)
-        tl.store(new_c_slot + tile, _symmetrize(c_mat))
+        tl.store(new_c_slot + tile, symmetrize(c_mat))
         b_mat = _scratch_product(b_slot, sq_slot, a * tl.load(b_slot + tile), b, BLOCK, CHUNK, PRECISION)
-        tl.store(new_b_slot + tile, _symmetrize(b_mat))
+        tl.store(new_b_slot + tile, symmetrize(b_mat))
         # The new B, C are visible, and slots 4-5 and the old B, C are free to be overwritten.
         tl.debug_barrier()
 
-    grad = _symmetrize(0.5 * tl.load(scratch + ((num_steps % 2) * 2 + 1) * BLOCK * BLOCK + tile))
+    grad = symmetrize(0.5 * tl.load(scratch + ((num_steps % 2) * 2 + 1) * BLOCK * BLOCK + tile))
     offsets, mask = _matrix_offsets(matrix, batch, n, n * n, n, 1, BLOCK, 1)
     tl.store(out_ptr + offsets, grad, mask=mask)
 

@@ -25,8 +25,6 @@ where a Cholesky solve gave 3e-5 and 30 Newton–Schulz inverse steps 2.5e-5.
 
 from __future__ import annotations
 
-import math
-import struct
 from typing import NamedTuple
 
 import torch
@@ -34,6 +32,7 @@ import triton
 import triton.language as tl
 
 from .launch_options import LAUNCH_OPTIONS
+from .rounding import divide_rn, eps_halves, eps_value, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
 from tritonsqrt.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
@@ -88,53 +87,24 @@ def _sum_matrix(x):
 
 
 @triton.jit
-def _divide(x, y):
-    # Correctly rounded, as torch divides: Triton's float32 '/' is an approximate division.
-    if x.dtype == tl.float64:
-        return x / y
-    else:
-        return tl.div_rn(x, y)
-
-
-@triton.jit
-def _sqrt(x):
-    # tl.sqrt is approximate in float32; sqrt_rn is float32 only (float64 sqrt is exact).
-    if x.dtype == tl.float64:
-        return tl.sqrt(x)
-    else:
-        return tl.sqrt_rn(x)
-
-
-@triton.jit
-def _symmetrize(x):
-    return 0.5 * (x + tl.trans(x))
-
-
-@triton.jit
 def _load_normalized(a_ptr, a_batch_stride, a_row_stride, a_col_stride, index, rows, cols, batch, n,
                      eps_hi, eps_lo, compute_dtype: tl.constexpr):
     """(A_hat, ||A||_F) of A = sym(a) + eps I, in the compute dtype."""
     offsets = index * a_batch_stride + rows * a_row_stride + cols * a_col_stride
     mask = _matrix_mask(index, rows, cols, batch, n)
     a = tl.load(a_ptr + offsets, mask=mask, other=0.0).to(compute_dtype)
-    # eps arrives as two float32 halves so that a float64 computation gets it to 48 bits;
-    # the casts also keep a float64 scalar (torch.compile) from promoting float32 arithmetic.
-    if compute_dtype == tl.float64:
-        eps = tl.cast(eps_hi, tl.float64) + tl.cast(eps_lo, tl.float64)
-    else:
-        eps = tl.cast(eps_hi, tl.float32)
-    a = _add_diagonal(_symmetrize(a), eps, rows, cols, n)
-    norm = _sqrt(_sum_matrix(a * a))
-    a_hat = _divide(a, tl.where(norm == 0, 1.0, norm))  # the zero matrix stays zero; NaN stays NaN
+    a = _add_diagonal(symmetrize(a), eps_value(eps_hi, eps_lo, compute_dtype), rows, cols, n)
+    norm = sqrt_rn(_sum_matrix(a * a))
+    a_hat = divide_rn(a, tl.where(norm == 0, 1.0, norm))  # the zero matrix stays zero; NaN stays NaN
     return a_hat, norm
 
 
 @triton.jit
 def _unscale(root_hat, norm, rows, cols, INVERSE: tl.constexpr):
     """`reference.unscale`: the root of A from that of A_hat; the zero matrix gives 0 or diag(+inf)."""
-    root_norm = _sqrt(norm)
+    root_norm = sqrt_rn(norm)
     if INVERSE:
-        scaled = _divide(root_hat, tl.where(norm == 0, 1.0, root_norm))
+        scaled = divide_rn(root_hat, tl.where(norm == 0, 1.0, root_norm))
         return tl.where(norm == 0, tl.where(rows == cols, float("inf"), 0.0), scaled)
     else:
         return root_hat * root_norm
@@ -184,8 +154,8 @@ def _solve(matrix, rhs, rows, cols, n):
         rhs_row = tl.sum(tl.where(in_row, rhs, 0.0), axis=-2, keep_dims=True)
         pivot = tl.sum(tl.where(in_col, matrix_row, 0.0), axis=-1, keep_dims=True)
         factor = tl.where(in_row, 0.0, tl.sum(tl.where(in_col, matrix, 0.0), axis=-1, keep_dims=True))
-        matrix_row = _divide(matrix_row, pivot)
-        rhs_row = _divide(rhs_row, pivot)
+        matrix_row = divide_rn(matrix_row, pivot)
+        rhs_row = divide_rn(rhs_row, pivot)
         matrix = tl.where(in_row, matrix_row, matrix - factor * matrix_row)
         rhs = tl.where(in_row, rhs_row, rhs - factor * rhs_row)
     return rhs
@@ -443,7 +413,7 @@ def _polynomial_roots_kernel(
             sqrt_hat = _streamed_product(_slot(scratch, 3, BLOCK), _slot(scratch, 1, BLOCK), BLOCK, CHUNK, PRECISION)
         else:
             sqrt_hat = tl.dot(a_hat, inv_hat, input_precision=PRECISION)
-        sqrt_hat = _symmetrize(sqrt_hat)
+        sqrt_hat = symmetrize(sqrt_hat)
 
     _store_results(sqrt_hat, inv_hat, norm, index, rows, cols, batch, n,
                    sqrt_ptr, inv_ptr, saved_sqrt_ptr, saved_inv_ptr, norm_ptr,
@@ -481,7 +451,7 @@ def _newton_schulz_roots_kernel(
                                        CHUNK, PRECISION)
     else:
         y, z = _newton_schulz_in_registers(a_hat, steps_ptr, num_steps, rows, cols, n, STORE_INV, PRECISION)
-    _store_results(_symmetrize(y), _symmetrize(z), norm, index, rows, cols, batch, n,
+    _store_results(symmetrize(y), symmetrize(z), norm, index, rows, cols, batch, n,
                    sqrt_ptr, inv_ptr, saved_sqrt_ptr, saved_inv_ptr, norm_ptr,
                    STORE_SQRT, SAVE_SQRT, STORE_INV, SAVE_INV)
 
@@ -534,16 +504,6 @@ def launch_config(n: int, dtype_name: str, kernel: str, precision: str = "ieee")
     return config
 
 
-def _split_eps(eps: float) -> tuple[float, float]:
-    """eps as float32 hi + lo (Triton passes Python floats as float32)."""
-    to_f32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]  # noqa: E731
-    try:
-        hi = to_f32(eps)
-    except OverflowError:  # beyond float32: inf, as a float32 tensor would round it
-        return math.copysign(math.inf, eps), 0.0
-    return hi, to_f32(eps - hi)
-
-
 def _check_input(a: torch.Tensor, want_sqrt: bool, want_inv: bool, precision: str) -> None:
     if a.dim() != 3 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"fused roots: a: expected (B, n, n), got shape {tuple(a.shape)}")
@@ -579,7 +539,7 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
     # tf32 has no float64 form: float64 products are always exact-input.
     precision = "ieee" if compute == torch.float64 else precision
     config = launch_config(n, "float64" if compute == torch.float64 else "float32", family, precision)
-    eps_hi, eps_lo = _split_eps(float(eps))
+    eps_hi, eps_lo = eps_halves(float(eps))
     unused = norm  # a pointer that is never written (its STORE / SAVE flag is off)
     kernel = _polynomial_roots_kernel if family == "polynomial" else _newton_schulz_roots_kernel
     programs = triton.cdiv(batch, config["MATRICES"])

@@ -19,202 +19,27 @@ per-band partial sums written by the first launch, and later launches read it fr
 (B, 1, 1) norm tensor; the coefficients of every step come from small device tables.
 
 Launch settings (BLOCK, BLOCK_K, GROUP, warps, stages) are chosen per kernel and matrix-size
-bucket through `tritonsqrt.tuning`; `candidate_configs` is the space, `compile_specs` lists
-it for `tritonsqrt compile-report`.
+bucket through `tritonsqrt.tuning`; `tiled_space.candidate_configs` is the space,
+`compile_specs` lists it for `tritonsqrt compile-report`. The shared `@triton.jit` pieces are in
+`tile_blocks.py`.
 """
 
 from __future__ import annotations
-
-import functools
-import struct
 
 import torch
 import triton
 import triton.language as tl
 
 from .launch_options import TILED_LAUNCH_OPTIONS
+from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
+from .tile_blocks import (load_block, norm_scalars, product_tile, step_norm, store_block, store_output, store_root,
+                          store_symmetric, tile_indices, tile_position)
+from .tiled_space import SM80_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
 from tritonsqrt import tuning
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
-
-# ---------------------------------------------------------------------------------------
-# Shared pieces of the kernels
-
-
-@triton.jit
-def _reciprocal(x):
-    """1 / x for a per-matrix scalar, correctly rounded (Triton's float32 '/' is approximate).
-
-    Tiles are multiplied by it rather than divided element by element: within one rounding of
-    torch's division, and a correctly rounded division per element costs registers (its slow
-    path made small tiles spill 8 bytes on sm_80).
-    """
-    if x.dtype == tl.float64:
-        return 1.0 / x
-    else:
-        return tl.div_rn(1.0, x)
-
-
-@triton.jit
-def _sqrt(x):
-    # tl.sqrt is approximate in float32 (sqrt_rn exists for float32 only; float64 sqrt is exact).
-    if x.dtype == tl.float64:
-        return tl.sqrt(x)
-    else:
-        return tl.sqrt_rn(x)
-
-
-@triton.jit
-def _eps_value(eps_hi, eps_lo, compute_dtype: tl.constexpr):
-    # Python floats reach kernels as float32: float64 gets eps back from two halves.
-    if compute_dtype == tl.float64:
-        return tl.cast(eps_hi, tl.float64) + tl.cast(eps_lo, tl.float64)
-    else:
-        return tl.cast(eps_hi, tl.float32)
-
-
-@triton.jit
-def _tile_position(n, BLOCK: tl.constexpr, GROUP: tl.constexpr):
-    """(matrix index, tile row, tile column) of this program; the grid is tiles^2 x batch, flattened.
-
-    Within a matrix, tiles are visited GROUP tile rows at a time, column by column, so that
-    programs running together read the same operand tiles from L2.
-    """
-    pid = tl.program_id(0)
-    tiles = tl.cdiv(n, BLOCK)
-    matrix = (pid // (tiles * tiles)).to(tl.int64)
-    pid = pid % (tiles * tiles)
-    per_group = GROUP * tiles
-    group_first = (pid // per_group) * GROUP
-    group_rows = tl.minimum(tiles - group_first, GROUP)
-    tile_row = group_first + (pid % per_group) % group_rows
-    tile_col = (pid % per_group) // group_rows
-    return matrix, tile_row, tile_col
-
-
-@triton.jit
-def _indices(tile, BLOCK: tl.constexpr):
-    # int32 within a matrix (n^2 < 2^31 up to n = 46340); the batch offset is added to the pointers.
-    return tile * BLOCK + tl.arange(0, BLOCK)
-
-
-@triton.jit
-def _left_pointers(ptr, rows, n, BLOCK_K: tl.constexpr):
-    """Pointers to X[rows, 0:BLOCK_K]. Rows past n are wrapped back in: loaded, never stored."""
-    return ptr + (rows % n)[:, None] * n + tl.arange(0, BLOCK_K)[None, :]
-
-
-@triton.jit
-def _right_pointers(ptr, cols, n, BLOCK_K: tl.constexpr):
-    """Pointers to Y[0:BLOCK_K, cols] (columns past n wrapped as in `_left_pointers`)."""
-    return ptr + tl.arange(0, BLOCK_K)[:, None] * n + (cols % n)[None, :]
-
-
-@triton.jit
-def _product_tile(acc, x_ptr, y_ptr, rows, cols, n, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
-    """acc + X[rows, :] @ Y[:, cols] for n x n row-major X and Y (pointers at the matrix).
-
-    Kernels with two products run two of these loops one after the other rather than one loop
-    with two accumulators: the shared operand is read twice (from L2), but each loop keeps
-    fewer operand registers live.
-    """
-    ks = tl.arange(0, BLOCK_K)
-    x_tiles = _left_pointers(x_ptr, rows, n, BLOCK_K)
-    y_tiles = _right_pointers(y_ptr, cols, n, BLOCK_K)
-    for k_start in range(0, n, BLOCK_K):
-        in_k = ks < n - k_start
-        acc = tl.dot(tl.load(x_tiles, mask=in_k[None, :], other=0.0), tl.load(y_tiles, mask=in_k[:, None], other=0.0),
-                     acc, input_precision=PRECISION, out_dtype=acc.dtype)  # Triton 3.6 assumes float32 without it
-        x_tiles += BLOCK_K
-        y_tiles += BLOCK_K * n
-    return acc
-
-
-@triton.jit
-def _load_block(ptr, rows, cols, n):
-    """Block [rows, cols] of an n x n row-major matrix at ptr; zero outside it."""
-    mask = (rows[:, None] < n) & (cols[None, :] < n)
-    return tl.load(ptr + rows[:, None] * n + cols[None, :], mask=mask, other=0.0)
-
-
-@triton.jit
-def _store_block(ptr, value, rows, cols, n):
-    mask = (rows[:, None] < n) & (cols[None, :] < n)
-    tl.store(ptr + rows[:, None] * n + cols[None, :], value.to(ptr.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def _store_symmetric(ptr, value, rows, cols, n):
-    """Store a tile on or above the diagonal and its mirror image below it.
-
-    On a diagonal tile only the upper triangle is kept (its lower triangle is the mirror), so
-    the stored matrix is exactly symmetric. The mirror is transposed in registers, which keeps
-    its store coalesced.
-    """
-    value = value.to(ptr.dtype.element_ty)
-    inside = (rows[:, None] < n) & (cols[None, :] < n)
-    tl.store(ptr + rows[:, None] * n + cols[None, :], value, mask=inside & (rows[:, None] <= cols[None, :]))
-    mirror_inside = (cols[:, None] < n) & (rows[None, :] < n) & (rows[None, :] < cols[:, None])
-    tl.store(ptr + cols[:, None] * n + rows[None, :], tl.trans(value), mask=mirror_inside)
-
-
-@triton.jit
-def _store_output(ptr, value, rows, cols, n, SYMMETRIC: tl.constexpr):
-    if SYMMETRIC:
-        _store_symmetric(ptr, value, rows, cols, n)
-    else:
-        _store_block(ptr, value, rows, cols, n)
-
-
-@triton.jit
-def _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS: tl.constexpr):
-    """||W||_F from the per-band sums of squares that `_prepare_forward_kernel` wrote."""
-    lanes = tl.arange(0, PARTIALS)
-    squares = tl.load(partials_ptr + matrix * num_partials + lanes, mask=lanes < num_partials, other=0.0)
-    return _sqrt(tl.sum(squares, axis=0))
-
-
-@triton.jit
-def _safe_norm(norm):
-    # `reference.frobenius_normalize`: a zero matrix stays zero (no 0/0); NaN stays NaN.
-    return tl.where(norm == 0, 1.0, norm)
-
-
-@triton.jit
-def _norm_scalars(norm):
-    """(1 / ||A||, sqrt(||A||), 1 / sqrt(||A||)) of a per-matrix norm, 1 standing in for 0 where
-    the reference avoids 0/0 (1 / sqrt(||A||) is then also the inverse of the Lyapunov scale,
-    sqrt(||A||_F) or 1 for A = 0, of `torch_path.roots_backward`).
-
-    Kernels take them before their product loop: the correctly rounded division and square root
-    have a slow path whose register saves spilled (4-12 bytes) when it ran in the epilogue.
-    """
-    root_norm = _sqrt(norm)
-    return _reciprocal(_safe_norm(norm)), root_norm, _reciprocal(tl.where(norm == 0, 1.0, root_norm))
-
-
-@triton.jit
-def _unscale(root_hat, norm, root_norm, inverse_root, diagonal, INVERSE: tl.constexpr):
-    """`reference.unscale`: the root of A from that of A / ||A||_F; the zero matrix gives 0 or diag(+inf)."""
-    if INVERSE:
-        return tl.where(norm == 0, tl.where(diagonal, float("inf"), 0.0), root_hat * inverse_root)
-    else:
-        return root_hat * root_norm
-
-
-@triton.jit
-def _store_root(root_hat, norm, root_norm, inverse_root, diagonal, out_ptr, saved_ptr, rows, cols, n,
-                INVERSE: tl.constexpr, STORE: tl.constexpr, SAVE: tl.constexpr, SYMMETRIC: tl.constexpr):
-    """Unscale a root and store it in the output (A's dtype) and/or the saved copy (compute dtype)."""
-    if STORE or SAVE:
-        root = _unscale(root_hat, norm, root_norm, inverse_root, diagonal, INVERSE)
-        if STORE:
-            _store_output(out_ptr, root, rows, cols, n, SYMMETRIC)
-        if SAVE:
-            _store_output(saved_ptr, root, rows, cols, n, SYMMETRIC)
-
 
 # ---------------------------------------------------------------------------------------
 # Forward kernels
@@ -240,11 +65,11 @@ def _prepare_forward_kernel(
     bands = tl.cdiv(n, BLOCK)
     band = tl.program_id(0) % bands
     matrix = (tl.program_id(0) // bands).to(tl.int64)
-    eps = _eps_value(eps_hi, eps_lo, compute_dtype)
+    eps = eps_value(eps_hi, eps_lo, compute_dtype)
     a_ptr += matrix * a_batch_stride
     w_ptr += matrix * n * n
     # int64: the input's strides are anyone's (a transposed view of a large batch, say).
-    rows = _indices(band, BLOCK).to(tl.int64)
+    rows = tile_indices(band, BLOCK).to(tl.int64)
     squares = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
     for col_start in range(0, n, BLOCK):
         cols = col_start + tl.arange(0, BLOCK).to(tl.int64)
@@ -297,59 +122,54 @@ def _power_step_kernel(
     BLOCK: output tile side; BLOCK_K: inner dimension per step; GROUP: tile rows per group.
     PRECISION: tl.dot input precision, "ieee", "tf32x3" or "tf32".
     """
-    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
     if tile_row <= tile_col:  # Z^power is symmetric: the mirror tiles come from here
         compute_dtype = norm_ptr.dtype.element_ty
         base = matrix * n * n
         left_ptr += base
         z_ptr += base
-        rows = _indices(tile_row, BLOCK)
-        cols = _indices(tile_col, BLOCK)
+        rows = tile_indices(tile_row, BLOCK)
+        cols = tile_indices(tile_col, BLOCK)
         diagonal = rows[:, None] == cols[None, :]
-        if FIRST:
-            norm = _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS)
-            if (tile_row == 0) & (tile_col == 0):
-                tl.store(norm_ptr + matrix, norm)
-        else:
-            norm = tl.load(norm_ptr + matrix)
-        inverse_norm, root_norm, inverse_root = _norm_scalars(norm)
+        norm = step_norm(partials_ptr, norm_ptr, matrix, num_partials, tile_row, tile_col, FIRST, PARTIALS)
+        inverse_norm, root_norm, inverse_root = norm_scalars(norm)
 
-        acc = _product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), left_ptr, z_ptr, rows, cols, n,
+        acc = product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), left_ptr, z_ptr, rows, cols, n,
                             BLOCK_K, PRECISION)
 
         # Epilogue: each tile is stored as soon as it is complete, so that few stay live (spills).
         if FIRST:
-            w_hat = _load_block(left_ptr, rows, cols, n) * inverse_norm
+            w_hat = load_block(left_ptr, rows, cols, n) * inverse_norm
             power_value = tl.where(diagonal, 1.0, 0.0) - 2.0 * w_hat + (acc * inverse_norm) * inverse_norm
             z = tl.where(diagonal, 1.0, 0.0) - w_hat
             if WRITE_Z:
-                _store_symmetric(z_out_ptr + base, z, rows, cols, n)
+                store_symmetric(z_out_ptr + base, z, rows, cols, n)
         else:
             power_value = acc
         if WRITE_POWER:
-            _store_symmetric(power_out_ptr + base, power_value, rows, cols, n)
+            store_symmetric(power_out_ptr + base, power_value, rows, cols, n)
         if FIRST_POLY:
             if FIRST:  # c0 I + c1 Z, as `reference.polynomial` starts
                 first = tl.where(diagonal, tl.load(coeffs_ptr), 0.0) + tl.load(coeffs_ptr + 2) * z
             else:
-                first = _load_block(first_in_ptr + base, rows, cols, n)
+                first = load_block(first_in_ptr + base, rows, cols, n)
             first += tl.load(coeffs_ptr + 2 * power) * power_value
             if UNSCALE:
-                _store_root(first, norm, root_norm, inverse_root, diagonal, first_out_ptr + base,
+                store_root(first, norm, root_norm, inverse_root, diagonal, first_out_ptr + base,
                             first_saved_ptr + base, rows, cols, n, False, STORE_FIRST, SAVE_FIRST, True)
             else:
-                _store_symmetric(first_out_ptr + base, first, rows, cols, n)
+                store_symmetric(first_out_ptr + base, first, rows, cols, n)
         if SECOND_POLY:
             if FIRST:
                 second = tl.where(diagonal, tl.load(coeffs_ptr + 1), 0.0) + tl.load(coeffs_ptr + 3) * z
             else:
-                second = _load_block(second_in_ptr + base, rows, cols, n)
+                second = load_block(second_in_ptr + base, rows, cols, n)
             second += tl.load(coeffs_ptr + 2 * power + 1) * power_value
             if UNSCALE:
-                _store_root(second, norm, root_norm, inverse_root, diagonal, second_out_ptr + base,
+                store_root(second, norm, root_norm, inverse_root, diagonal, second_out_ptr + base,
                             second_saved_ptr + base, rows, cols, n, True, STORE_SECOND, SAVE_SECOND, True)
             else:
-                _store_symmetric(second_out_ptr + base, second, rows, cols, n)
+                store_symmetric(second_out_ptr + base, second, rows, cols, n)
 
 
 @triton.jit
@@ -380,59 +200,54 @@ def _newton_schulz_step_kernel(
     STORE_*, SAVE_*: with UNSCALE, which of the output and saved copies to write.
     PARTIALS, BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     """
-    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
     if tile_row <= tile_col:
         compute_dtype = norm_ptr.dtype.element_ty
         base = matrix * n * n
         y_ptr += base
         z_ptr += base
         m_ptr += base
-        rows = _indices(tile_row, BLOCK)
-        cols = _indices(tile_col, BLOCK)
+        rows = tile_indices(tile_row, BLOCK)
+        cols = tile_indices(tile_col, BLOCK)
         diagonal = rows[:, None] == cols[None, :]
         a = tl.load(steps_ptr + 2 * step)
         b = tl.load(steps_ptr + 2 * step + 1)
-        if FIRST:
-            norm = _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS)
-            if (tile_row == 0) & (tile_col == 0):
-                tl.store(norm_ptr + matrix, norm)
-        else:
-            norm = tl.load(norm_ptr + matrix)
-        inverse_norm, root_norm, inverse_root = _norm_scalars(norm)
+        norm = step_norm(partials_ptr, norm_ptr, matrix, num_partials, tile_row, tile_col, FIRST, PARTIALS)
+        inverse_norm, root_norm, inverse_root = norm_scalars(norm)
         zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
         # Both products before any epilogue work: address and mask tiles of the epilogue kept
         # live across a product loop made every configuration spill.
         acc_y = zeros
         acc_z = zeros
         if UPDATE_Y:
-            acc_y = _product_tile(zeros, y_ptr, m_ptr, rows, cols, n, BLOCK_K, PRECISION)
+            acc_y = product_tile(zeros, y_ptr, m_ptr, rows, cols, n, BLOCK_K, PRECISION)
         if UPDATE_Z and not FIRST:
             # T Z = a Z + b M Z, in this order: Z M = Z Z Y equals it only in exact arithmetic,
             # and that form loses the coupled iteration's stability (7.7e-3 after 12 steps).
-            acc_z = _product_tile(zeros, m_ptr, z_ptr, rows, cols, n, BLOCK_K, PRECISION)
+            acc_z = product_tile(zeros, m_ptr, z_ptr, rows, cols, n, BLOCK_K, PRECISION)
 
         # Y' is stored before Z' is formed, so that few tiles are live at once.
         if UPDATE_Y:
             if FIRST:
-                a_hat = _load_block(y_ptr, rows, cols, n) * inverse_norm
+                a_hat = load_block(y_ptr, rows, cols, n) * inverse_norm
                 y_new = a * a_hat + b * ((acc_y * inverse_norm) * inverse_norm)
             else:
-                y_new = a * _load_block(y_ptr, rows, cols, n) + b * acc_y
+                y_new = a * load_block(y_ptr, rows, cols, n) + b * acc_y
             if UNSCALE:
-                _store_root(y_new, norm, root_norm, inverse_root, diagonal, y_out_ptr + base, y_saved_ptr + base,
+                store_root(y_new, norm, root_norm, inverse_root, diagonal, y_out_ptr + base, y_saved_ptr + base,
                             rows, cols, n, False, STORE_Y, SAVE_Y, True)
             else:
-                _store_symmetric(y_out_ptr + base, y_new, rows, cols, n)
+                store_symmetric(y_out_ptr + base, y_new, rows, cols, n)
         if UPDATE_Z:
             if FIRST:  # Z' = T = a I + b A_hat: no product
-                z_new = tl.where(diagonal, a, 0.0) + b * (_load_block(y_ptr, rows, cols, n) * inverse_norm)
+                z_new = tl.where(diagonal, a, 0.0) + b * (load_block(y_ptr, rows, cols, n) * inverse_norm)
             else:
-                z_new = a * _load_block(z_ptr, rows, cols, n) + b * acc_z
+                z_new = a * load_block(z_ptr, rows, cols, n) + b * acc_z
             if UNSCALE:
-                _store_root(z_new, norm, root_norm, inverse_root, diagonal, z_out_ptr + base, z_saved_ptr + base,
+                store_root(z_new, norm, root_norm, inverse_root, diagonal, z_out_ptr + base, z_saved_ptr + base,
                             rows, cols, n, True, STORE_Z, SAVE_Z, True)
             else:
-                _store_symmetric(z_out_ptr + base, z_new, rows, cols, n)
+                store_symmetric(z_out_ptr + base, z_new, rows, cols, n)
 
 
 @triton.jit
@@ -455,28 +270,28 @@ def _product_kernel(
         Lyapunov scale (sqrt(||A||_F), 1 for A = 0).
     BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     """
-    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
     active = tile_row <= tile_col
     if not SYMMETRIC:
         active = tile_row >= 0
     if active:
         compute_dtype = x_ptr.dtype.element_ty
         base = matrix * n * n
-        rows = _indices(tile_row, BLOCK)
-        cols = _indices(tile_col, BLOCK)
+        rows = tile_indices(tile_row, BLOCK)
+        cols = tile_indices(tile_col, BLOCK)
         if SCALE != "none":
             norm = tl.load(norm_ptr + matrix)
-            inverse_norm, root_norm, inverse_root = _norm_scalars(norm)
-        acc = _product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), x_ptr + base, y_ptr + base, rows, cols, n,
+            inverse_norm, root_norm, inverse_root = norm_scalars(norm)
+        acc = product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), x_ptr + base, y_ptr + base, rows, cols, n,
                             BLOCK_K, PRECISION)
         value = tl.cast(alpha, compute_dtype) * acc
         if HAS_E:
-            value += tl.cast(beta, compute_dtype) * _load_block(e_ptr + base, rows, cols, n)
+            value += tl.cast(beta, compute_dtype) * load_block(e_ptr + base, rows, cols, n)
         if SCALE == "sqrt_of_normalized":
             value = (value * inverse_norm) * root_norm  # unscale(W_hat Y); A = 0 gives W = 0, S = 0
         elif SCALE == "lyapunov":
             value = value * inverse_root
-        _store_output(out_ptr + base, value, rows, cols, n, SYMMETRIC)
+        store_output(out_ptr + base, value, rows, cols, n, SYMMETRIC)
 
 
 @triton.jit
@@ -507,20 +322,20 @@ def _unscale_roots_kernel(
     sqrt_saved_ptr, inv_saved_ptr: the roots in the compute dtype, for the backward.
     n: matrix size. STORE_* / SAVE_*: which of the four outputs to write. BLOCK: tile side.
     """
-    matrix, tile_row, tile_col = _tile_position(n, BLOCK, 1)
+    matrix, tile_row, tile_col = tile_position(n, BLOCK, 1)
     base = matrix * n * n
-    rows = _indices(tile_row, BLOCK)
-    cols = _indices(tile_col, BLOCK)
+    rows = tile_indices(tile_row, BLOCK)
+    cols = tile_indices(tile_col, BLOCK)
     diagonal = rows[:, None] == cols[None, :]
     norm = tl.load(norm_ptr + matrix)
-    _, root_norm, inverse_root = _norm_scalars(norm)
+    _, root_norm, inverse_root = norm_scalars(norm)
     if STORE_SQRT or SAVE_SQRT:
         root_hat = _load_strided(sqrt_hat_ptr, sh_batch_stride, sh_row_stride, sh_col_stride, matrix, rows, cols, n)
-        _store_root(root_hat, norm, root_norm, inverse_root, diagonal, sqrt_out_ptr + base, sqrt_saved_ptr + base,
+        store_root(root_hat, norm, root_norm, inverse_root, diagonal, sqrt_out_ptr + base, sqrt_saved_ptr + base,
                     rows, cols, n, False, STORE_SQRT, SAVE_SQRT, False)
     if STORE_INV or SAVE_INV:
         root_hat = _load_strided(inv_hat_ptr, ih_batch_stride, ih_row_stride, ih_col_stride, matrix, rows, cols, n)
-        _store_root(root_hat, norm, root_norm, inverse_root, diagonal, inv_out_ptr + base, inv_saved_ptr + base,
+        store_root(root_hat, norm, root_norm, inverse_root, diagonal, inv_out_ptr + base, inv_saved_ptr + base,
                     rows, cols, n, True, STORE_INV, SAVE_INV, False)
 
 
@@ -556,23 +371,23 @@ def _prepare_backward_kernel(
     n: matrix size. BLOCK: tile side.
     """
     compute_dtype = s_ptr.dtype.element_ty
-    matrix, tile_row, tile_col = _tile_position(n, BLOCK, 1)
+    matrix, tile_row, tile_col = tile_position(n, BLOCK, 1)
     base = matrix * n * n
-    rows = _indices(tile_row, BLOCK)
-    cols = _indices(tile_col, BLOCK)
-    _, _, inverse_scale = _norm_scalars(tl.load(norm_ptr + matrix))  # 1 / the Lyapunov scale
-    _store_block(b_out_ptr + base, _load_block(s_ptr + base, rows, cols, n) * inverse_scale, rows, cols, n)
+    rows = tile_indices(tile_row, BLOCK)
+    cols = tile_indices(tile_col, BLOCK)
+    _, _, inverse_scale = norm_scalars(tl.load(norm_ptr + matrix))  # 1 / the Lyapunov scale
+    store_block(b_out_ptr + base, load_block(s_ptr + base, rows, cols, n) * inverse_scale, rows, cols, n)
     rhs = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
     if HAS_GRAD_SQRT:
         rhs = _load_symmetrized(grad_sqrt_ptr, gs_batch_stride, gs_row_stride, gs_col_stride, matrix, rows, cols, n,
                                 compute_dtype)
     if HAS_GRAD_INV:
-        _store_block(c_out_ptr + base, rhs, rows, cols, n)
+        store_block(c_out_ptr + base, rhs, rows, cols, n)
         grad_inv = _load_symmetrized(grad_inv_ptr, gi_batch_stride, gi_row_stride, gi_col_stride, matrix, rows, cols,
                                      n, compute_dtype)
-        _store_block(grad_inv_out_ptr + base, grad_inv, rows, cols, n)
+        store_block(grad_inv_out_ptr + base, grad_inv, rows, cols, n)
     else:
-        _store_block(c_out_ptr + base, rhs * inverse_scale, rows, cols, n)
+        store_block(c_out_ptr + base, rhs * inverse_scale, rows, cols, n)
 
 
 @triton.jit
@@ -587,19 +402,19 @@ def _lyapunov_products_kernel(
     n: matrix size. BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     """
     compute_dtype = b_ptr.dtype.element_ty
-    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
     base = matrix * n * n
-    rows = _indices(tile_row, BLOCK)
-    cols = _indices(tile_col, BLOCK)
+    rows = tile_indices(tile_row, BLOCK)
+    cols = tile_indices(tile_col, BLOCK)
     zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
     # Both products before any store (see `_newton_schulz_step_kernel`).
-    b_c = _product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, BLOCK_K, PRECISION)
+    b_c = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, BLOCK_K, PRECISION)
     b_sq = zeros
     if tile_row <= tile_col:
-        b_sq = _product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, BLOCK_K, PRECISION)
-    _store_block(b_c_ptr + base, b_c, rows, cols, n)
+        b_sq = product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, BLOCK_K, PRECISION)
+    store_block(b_c_ptr + base, b_c, rows, cols, n)
     if tile_row <= tile_col:
-        _store_symmetric(b_sq_ptr + base, b_sq, rows, cols, n)
+        store_symmetric(b_sq_ptr + base, b_sq, rows, cols, n)
 
 
 @triton.jit
@@ -619,123 +434,40 @@ def _lyapunov_update_kernel(
     BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     """
     compute_dtype = b_ptr.dtype.element_ty
-    matrix, tile_row, tile_col = _tile_position(n, BLOCK, GROUP)
+    matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
     if tile_row <= tile_col:
         base = matrix * n * n
         b_ptr += base
         c_ptr += base
         b_sq_ptr += base
         b_c_ptr += base
-        rows = _indices(tile_row, BLOCK)
-        cols = _indices(tile_col, BLOCK)
+        rows = tile_indices(tile_row, BLOCK)
+        cols = tile_indices(tile_col, BLOCK)
         a = tl.load(steps_ptr + 2 * step)
         b = tl.load(steps_ptr + 2 * step + 1)
         zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
         # All products before any epilogue work (see `_newton_schulz_step_kernel`).
-        acc_c = _product_tile(zeros, b_sq_ptr, c_ptr, rows, cols, n, BLOCK_K, PRECISION)
-        acc_c = _product_tile(acc_c, c_ptr, b_sq_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        acc_c = product_tile(zeros, b_sq_ptr, c_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        acc_c = product_tile(acc_c, c_ptr, b_sq_ptr, rows, cols, n, BLOCK_K, PRECISION)
         # - (-(B^2 C + C B^2) + (B C) B): the subtraction as exact negations of the accumulator.
-        acc_c = -_product_tile(-acc_c, b_c_ptr, b_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        acc_c = -product_tile(-acc_c, b_c_ptr, b_ptr, rows, cols, n, BLOCK_K, PRECISION)
         acc_b = zeros
         if UPDATE_B:
-            acc_b = _product_tile(zeros, b_ptr, b_sq_ptr, rows, cols, n, BLOCK_K, PRECISION)
-        c_new = a * _load_block(c_ptr, rows, cols, n) + b * acc_c
+            acc_b = product_tile(zeros, b_ptr, b_sq_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        c_new = a * load_block(c_ptr, rows, cols, n) + b * acc_c
         if LAST:
             c_new = 0.5 * c_new
-        _store_symmetric(c_out_ptr + base, c_new, rows, cols, n)
+        store_symmetric(c_out_ptr + base, c_new, rows, cols, n)
         if UPDATE_B:
-            _store_symmetric(b_out_ptr + base, a * _load_block(b_ptr, rows, cols, n) + b * acc_b, rows, cols, n)
+            store_symmetric(b_out_ptr + base, a * load_block(b_ptr, rows, cols, n) + b * acc_b, rows, cols, n)
 
 
 # ---------------------------------------------------------------------------------------
-# Launch settings: the autotune space
+# Launch settings
 
-# (BLOCK, BLOCK_K, GROUP, num_warps, most stages) per dtype and kernel, the launcher's default
-# first. Every entry compiles for sm_80 and sm_90, with every dot precision and every flag set
-# `tiled_path` launches, without register spills (Triton 3.9 and 3.6; docs/large-and-tuning.md).
-# Left out for spilling: 128-wide tiles (0.3-1.5 KB with 8 warps), 64-wide tiles with 4 warps,
-# BLOCK_K = 32 in kernels with two or more products, 64-wide float64 tiles in the power step.
-# Stages are lowered until the operand tiles fit in shared memory, else the entry is dropped.
-_ONE_PRODUCT = ((64, 32, 8, 8, 3), (64, 16, 8, 8, 4), (32, 32, 1, 4, 2), (32, 16, 1, 4, 3))
-_PRODUCTS = ((64, 16, 8, 8, 4), (32, 16, 1, 4, 3))
-GPU_SPACE = {
-    "float32": {
-        "power_step": _ONE_PRODUCT,
-        "product": _ONE_PRODUCT,
-        "newton_schulz_step": _PRODUCTS,
-        "lyapunov_products": _PRODUCTS,
-        "lyapunov_update": ((64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),  # 3 stages: 8 bytes of spill, tf32x3 sm_90
-    },
-    "float64": {
-        "power_step": ((32, 16, 1, 4, 2), (32, 32, 1, 4, 2)),
-        "product": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2), (32, 32, 1, 4, 2)),
-        "newton_schulz_step": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
-        "lyapunov_products": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
-        "lyapunov_update": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
-    },
-}
-# The interpreter runs programs one after another at a fixed cost per operation: 64-wide
-# tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
-# still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
-# (tests/test_tiled.py also runs 32-wide tiles).
-INTERPRETER_SPACE = ((64, 64, 2, 1, 1), (64, 32, 1, 1, 1))
-
-# Product loops per program of each tuned kernel, each pipelining 2 operand tiles a step
-# (shared memory is counted as if the loops' buffers were not reused).
-PRODUCT_LOOPS = {
-    "power_step": 1,
-    "newton_schulz_step": 2,
-    "product": 1,
-    "lyapunov_products": 2,
-    "lyapunov_update": 4,
-}
-# Shared memory a block may use on A100 (sm_80); H100 (sm_90) allows 232448. Static lists
-# (compile_specs) are pruned for the smaller one, launches for the device's own.
-SM80_SHARED_MEMORY = 166912
 # Element-wise kernels are memory-bound with one fixed setting.
 ELEMENTWISE_BLOCK = 32
 ELEMENTWISE_WARPS = 4
-
-
-def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False,
-                      shared_memory: int = SM80_SHARED_MEMORY) -> list[dict]:
-    """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
-    space = INTERPRETER_SPACE if interpreter else GPU_SPACE[dtype_name][kernel_name]
-    if isinstance(space, dict):  # a kernel's entry may be split by dot precision
-        space = space[precision]
-    return [dict(config) for config in _pruned(tuple(space), 2 * PRODUCT_LOOPS[kernel_name], triton.next_power_of_2(n),
-                                               8 if dtype_name == "float64" else 4, interpreter, shared_memory)]
-
-
-@functools.lru_cache(maxsize=None)
-def _pruned(space: tuple, loads: int, n_pow2: int, element: int, interpreter: bool, shared_memory: int) -> tuple:
-    # No tile wider than the matrix needs, but always the narrowest entries.
-    largest_block = max(n_pow2, min(entry[0] for entry in space))
-    configs = []
-    for block, block_k, group, warps, stages in space:
-        if block > largest_block:
-            continue
-        if not interpreter:
-            # Pipelined operand tiles, plus one output tile of scratch for the mirrored store.
-            needed = lambda s: (s * loads * block * block_k + block * block) * element  # noqa: E731
-            while stages > 2 and needed(stages) > shared_memory:
-                stages -= 1
-            if needed(stages) > shared_memory:
-                continue
-        configs.append((("BLOCK", block), ("BLOCK_K", block_k), ("GROUP", group), ("num_warps", warps),
-                        ("num_stages", stages)))
-    return tuple(configs)
-
-
-@functools.lru_cache(maxsize=None)
-def _shared_memory(device: torch.device) -> int:
-    """Shared memory per block on this GPU (once per device: a driver query)."""
-    try:
-        from triton.runtime import driver
-
-        return int(driver.active.utils.get_device_properties(device.index or 0)["max_shared_mem"])
-    except Exception:  # an unknown driver API: assume the smaller of the targets
-        return SM80_SHARED_MEMORY
 
 
 _KERNELS = {
@@ -764,7 +496,7 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     precision = "ieee" if dtype_name == "float64" else precision  # tf32 has no float64 form
     on_gpu = like.device.type == "cuda"
     candidates = candidate_configs(kernel_name, n, dtype_name, precision, interpreter=not on_gpu,
-                                   shared_memory=_shared_memory(like.device) if on_gpu else SM80_SHARED_MEMORY)
+                                   shared_memory=shared_memory_per_block(like.device) if on_gpu else SM80_SHARED_MEMORY)
     key = {"n": tuning.size_bucket(n), "dtype": dtype_name, "precision": precision, "variant": variant}
 
     def run(config):
@@ -786,12 +518,6 @@ def _elementwise_grid(n: int, batch: int) -> tuple[int]:
 # ---------------------------------------------------------------------------------------
 # Launchers (the callers allocate; None marks an output that is not wanted)
 
-def _eps_halves(eps: float) -> tuple[float, float]:
-    as_float32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]  # noqa: E731
-    high = as_float32(eps)
-    return high, as_float32(eps - high)
-
-
 def partial_count(n: int) -> int:
     """Sums of squares per matrix that `prepare_forward` writes (one per band of rows)."""
     return triton.cdiv(n, ELEMENTWISE_BLOCK)
@@ -800,7 +526,7 @@ def partial_count(n: int) -> int:
 def prepare_forward(a: torch.Tensor, eps: float, w: torch.Tensor, partials: torch.Tensor) -> None:
     """w <- sym(a) + eps I (compute dtype), partials <- its sums of squares per band. One launch."""
     batch, n = a.shape[0], a.shape[-1]
-    eps_hi, eps_lo = _eps_halves(float(eps))
+    eps_hi, eps_lo = eps_halves(float(eps))
     _prepare_forward_kernel[(partial_count(n) * batch,)](
         a, *a.stride(), w, partials, eps_hi, eps_lo, n, BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS,
         **TILED_LAUNCH_OPTIONS)

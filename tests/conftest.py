@@ -12,3 +12,11 @@ import torch  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def pytest_report_header(config):
+    """Say up front when this Triton's interpreter cannot run the kernel tests (they will fail)."""
+    from tritonsqrt.backends import interpreter_problem
+
+    problem = interpreter_problem()
+    return f"WARNING: kernel tests will fail: {problem}" if problem else None

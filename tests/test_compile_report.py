@@ -11,7 +11,7 @@ kernel module, so a misfit names its module.
 
 import pytest
 
-from tritonsqrt.kernels import compile_report, tiled
+from tritonsqrt.kernels import compile_report, tiled, tiled_space
 
 FUSED = ("fused_roots", "fused_lyapunov")
 FUSED_SIZES = (16, 33)
@@ -55,10 +55,10 @@ def test_tiled_report_covers_the_whole_autotune_space(rows, dtype_name):
     shared = compile_report.ARCHES[arch].max_shared_bytes
     reported = {row["kernel"] for row in rows if row["module"] == "tiled" and row["dtype"] == dtype_name}
     precisions = tiled.PRECISIONS if dtype_name == "float32" else ("ieee",)
-    for kernel_name in tiled.GPU_SPACE[dtype_name]:
+    for kernel_name in tiled_space.GPU_SPACE[dtype_name]:
         for precision in precisions:
             for n in TILED_SIZES:
-                for config in tiled.candidate_configs(kernel_name, n, dtype_name, precision, shared_memory=shared):
+                for config in tiled_space.candidate_configs(kernel_name, n, dtype_name, precision, shared_memory=shared):
                     label = (f"BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},GROUP={config['GROUP']},"
                              f"warps={config['num_warps']},stages={config['num_stages']},{precision}]")
                     assert any(name.startswith(f"tiled.{kernel_name}[") and name.endswith(label)

@@ -128,3 +128,32 @@ def test_psd_singular_sqrtm_and_eps(method):
     assert torch.allclose(ts.inv_sqrtm(a, eps=eps, method=method), ts.inv_sqrtm(shifted, method=method), rtol=1e-5, atol=1e-5)
     # Condition number ~1e3 after the shift: the float32 target up to 1e4 is 3e-4.
     assert float(relative_error(ts.inv_sqrtm(a, eps=eps, method=method), exact_roots(shifted)[1]).max()) < 3e-4
+
+
+def test_versions_parse_release_and_local_strings():
+    from tritonsqrt.versions import version_tuple
+
+    assert version_tuple("3.6.0") == (3, 6)
+    assert version_tuple("3.10.0+git1a2b3c") == (3, 10)
+    assert version_tuple("2.4.0rc1") == (2, 4)
+    assert version_tuple("3") == (3, 0)
+
+
+def test_an_interpreter_that_cannot_run_the_kernels_is_named(monkeypatch):
+    """Triton 3.6's interpreter with numpy >= 2.4 is refused with the fix, not an obscure failure."""
+    import numpy
+    import triton
+
+    from tritonsqrt import backends
+
+    monkeypatch.setattr(triton, "__version__", "3.6.0")
+    monkeypatch.setattr(numpy, "__version__", "2.4.6")
+    a = spd_with_condition(1, 4, 10.0)
+    with pytest.raises(ValueError, match=r"numpy<2\.4"):
+        ts.sqrtm(a, backend="triton")
+    assert torch.allclose(ts.sqrtm(a, method="scaled_ns"), ts.sqrtm(a, method="scaled_ns", backend="torch"))
+    monkeypatch.setattr(numpy, "__version__", "2.3.5")
+    assert backends.interpreter_problem() is None
+    monkeypatch.setattr(triton, "__version__", "3.9.0")
+    monkeypatch.setattr(numpy, "__version__", "2.4.6")
+    assert backends.interpreter_problem() is None

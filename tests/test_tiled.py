@@ -15,7 +15,7 @@ import torch  # noqa: E402
 
 from tritonsqrt import tiled_path, torch_path, tuning  # noqa: E402
 from tritonsqrt.instrument import count_launches  # noqa: E402
-from tritonsqrt.kernels import tiled  # noqa: E402
+from tritonsqrt.kernels import tiled, tiled_space  # noqa: E402
 from tritonsqrt.plan import Plan  # noqa: E402
 from tritonsqrt.testing import random_symmetric, spd_with_condition  # noqa: E402
 
@@ -85,7 +85,7 @@ def test_forward_and_backward_match_the_torch_path(method, op, n):
 
 
 def test_both_roots_and_both_gradients_with_32_wide_tiles(monkeypatch):
-    monkeypatch.setattr(tiled, "INTERPRETER_SPACE", ((32, 32, 1, 1, 1),))
+    monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((32, 32, 1, 1, 1),))
     n = 65
     a = spd_with_condition(2, n, 10.0, seed=3)
     g_sqrt, g_inv = random_symmetric(2, n, seed=4), random_symmetric(2, n, seed=5)
@@ -164,9 +164,9 @@ def test_compile_specs_cover_the_autotune_space():
     specs = tiled.compile_specs(4096, "float32")
     names = {spec["name"] for spec in specs}
     assert len(names) == len(specs)
-    for kernel in tiled.PRODUCT_LOOPS:
+    for kernel in tiled_space.PRODUCT_LOOPS:
         for precision in tiled.PRECISIONS:
-            configs = tiled.candidate_configs(kernel, 4096, "float32", precision)
+            configs = tiled_space.candidate_configs(kernel, 4096, "float32", precision)
             assert configs
             for config in configs:
                 tile = f"BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},"

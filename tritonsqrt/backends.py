@@ -27,6 +27,24 @@ def interpreter_on() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def interpreter_problem() -> str | None:
+    """Why the Triton interpreter cannot run our kernels here, or None.
+
+    Triton 3.6's interpreter passes runtime scalars as one-element arrays, which numpy 2.4 no
+    longer turns into Python numbers: every kernel with a runtime-bound loop fails with
+    "only 0-dimensional arrays can be converted". Measured with Triton 3.6.0 (numpy 2.4.6 fails,
+    2.3.5 works) and 3.9.0 (both work).
+    """
+    import numpy
+
+    from .versions import version_tuple
+
+    if version_tuple(triton.__version__) < (3, 7) and version_tuple(numpy.__version__) >= (2, 4):
+        return (f"the interpreter of Triton {triton.__version__} fails with numpy {numpy.__version__}: "
+                "install numpy<2.4 or a newer Triton")
+    return None
+
+
 def kernel_methods() -> frozenset[str]:
     """Methods with a Triton forward (kernels/fused_roots.py) and backward (kernels/fused_lyapunov.py).
 
@@ -52,6 +70,8 @@ def triton_unsupported_reason(a: torch.Tensor, plan, forced: bool) -> str | None
         return "CPU tensors use the torch path unless backend='triton' (with TRITON_INTERPRET=1)"
     if a.device.type != "cuda" and not (a.device.type == "cpu" and interpreter_on()):
         return f"tensors on {a.device.type} need CUDA, or TRITON_INTERPRET=1 for CPU tensors"
+    if a.device.type == "cpu" and interpreter_problem():
+        return interpreter_problem()
     if plan.method not in kernel_methods():
         return f"no Triton kernel for method {plan.method!r}"
     if plan.n > max_kernel_n() and not tiled_available():

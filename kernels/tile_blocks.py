@@ -1,0 +1,163 @@
+"""Shared `@triton.jit` pieces of the tiled kernels (`kernels/tiled.py`): tile positions and
+pointers, the product loop, block loads and stores (the mirrored store of symmetric results),
+the per-matrix norm scalars and the unscale epilogue."""
+
+import triton
+import triton.language as tl
+
+from .rounding import reciprocal_rn, sqrt_rn
+
+
+@triton.jit
+def tile_position(n, BLOCK: tl.constexpr, GROUP: tl.constexpr):
+    """(matrix index, tile row, tile column) of this program; the grid is tiles^2 x batch, flattened.
+
+    Within a matrix, tiles are visited GROUP tile rows at a time, column by column, so that
+    programs running together read the same operand tiles from L2.
+    """
+    pid = tl.program_id(0)
+    tiles = tl.cdiv(n, BLOCK)
+    matrix = (pid // (tiles * tiles)).to(tl.int64)
+    pid = pid % (tiles * tiles)
+    per_group = GROUP * tiles
+    group_first = (pid // per_group) * GROUP
+    group_rows = tl.minimum(tiles - group_first, GROUP)
+    tile_row = group_first + (pid % per_group) % group_rows
+    tile_col = (pid % per_group) // group_rows
+    return matrix, tile_row, tile_col
+
+
+@triton.jit
+def tile_indices(tile, BLOCK: tl.constexpr):
+    # int32 within a matrix (n^2 < 2^31 up to n = 46340); the batch offset is added to the pointers.
+    return tile * BLOCK + tl.arange(0, BLOCK)
+
+
+@triton.jit
+def _left_pointers(ptr, rows, n, BLOCK_K: tl.constexpr):
+    """Pointers to X[rows, 0:BLOCK_K]. Rows past n are wrapped back in: loaded, never stored."""
+    return ptr + (rows % n)[:, None] * n + tl.arange(0, BLOCK_K)[None, :]
+
+
+@triton.jit
+def _right_pointers(ptr, cols, n, BLOCK_K: tl.constexpr):
+    """Pointers to Y[0:BLOCK_K, cols] (columns past n wrapped as in `_left_pointers`)."""
+    return ptr + tl.arange(0, BLOCK_K)[:, None] * n + (cols % n)[None, :]
+
+
+@triton.jit
+def product_tile(acc, x_ptr, y_ptr, rows, cols, n, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+    """acc + X[rows, :] @ Y[:, cols] for n x n row-major X and Y (pointers at the matrix).
+
+    Kernels with two products run two of these loops one after the other rather than one loop
+    with two accumulators: the shared operand is read twice (from L2), but each loop keeps
+    fewer operand registers live.
+    """
+    ks = tl.arange(0, BLOCK_K)
+    x_tiles = _left_pointers(x_ptr, rows, n, BLOCK_K)
+    y_tiles = _right_pointers(y_ptr, cols, n, BLOCK_K)
+    for k_start in range(0, n, BLOCK_K):
+        in_k = ks < n - k_start
+        acc = tl.dot(tl.load(x_tiles, mask=in_k[None, :], other=0.0), tl.load(y_tiles, mask=in_k[:, None], other=0.0),
+                     acc, input_precision=PRECISION, out_dtype=acc.dtype)  # Triton 3.6 assumes float32 without it
+        x_tiles += BLOCK_K
+        y_tiles += BLOCK_K * n
+    return acc
+
+
+@triton.jit
+def load_block(ptr, rows, cols, n):
+    """Block [rows, cols] of an n x n row-major matrix at ptr; zero outside it."""
+    mask = (rows[:, None] < n) & (cols[None, :] < n)
+    return tl.load(ptr + rows[:, None] * n + cols[None, :], mask=mask, other=0.0)
+
+
+@triton.jit
+def store_block(ptr, value, rows, cols, n):
+    mask = (rows[:, None] < n) & (cols[None, :] < n)
+    tl.store(ptr + rows[:, None] * n + cols[None, :], value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def store_symmetric(ptr, value, rows, cols, n):
+    """Store a tile on or above the diagonal and its mirror image below it.
+
+    On a diagonal tile only the upper triangle is kept (its lower triangle is the mirror), so
+    the stored matrix is exactly symmetric. The mirror is transposed in registers, which keeps
+    its store coalesced.
+    """
+    value = value.to(ptr.dtype.element_ty)
+    inside = (rows[:, None] < n) & (cols[None, :] < n)
+    tl.store(ptr + rows[:, None] * n + cols[None, :], value, mask=inside & (rows[:, None] <= cols[None, :]))
+    mirror_inside = (cols[:, None] < n) & (rows[None, :] < n) & (rows[None, :] < cols[:, None])
+    tl.store(ptr + cols[:, None] * n + rows[None, :], tl.trans(value), mask=mirror_inside)
+
+
+@triton.jit
+def store_output(ptr, value, rows, cols, n, SYMMETRIC: tl.constexpr):
+    if SYMMETRIC:
+        store_symmetric(ptr, value, rows, cols, n)
+    else:
+        store_block(ptr, value, rows, cols, n)
+
+
+@triton.jit
+def _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS: tl.constexpr):
+    """||W||_F from the per-band sums of squares that `_prepare_forward_kernel` wrote."""
+    lanes = tl.arange(0, PARTIALS)
+    squares = tl.load(partials_ptr + matrix * num_partials + lanes, mask=lanes < num_partials, other=0.0)
+    return sqrt_rn(tl.sum(squares, axis=0))
+
+
+@triton.jit
+def step_norm(partials_ptr, norm_ptr, matrix, num_partials, tile_row, tile_col, FIRST: tl.constexpr,
+               PARTIALS: tl.constexpr):
+    """||W||_F of this program's matrix: the first product launch of a forward reduces it from the
+    partial sums (and its first tile stores it for the later launches), which load it."""
+    if FIRST:
+        norm = _norm_from_partials(partials_ptr, matrix, num_partials, PARTIALS)
+        if (tile_row == 0) & (tile_col == 0):
+            tl.store(norm_ptr + matrix, norm)
+    else:
+        norm = tl.load(norm_ptr + matrix)
+    return norm
+
+
+@triton.jit
+def _safe_norm(norm):
+    # `reference.frobenius_normalize`: a zero matrix stays zero (no 0/0); NaN stays NaN.
+    return tl.where(norm == 0, 1.0, norm)
+
+
+@triton.jit
+def norm_scalars(norm):
+    """(1 / ||A||, sqrt(||A||), 1 / sqrt(||A||)) of a per-matrix norm, 1 standing in for 0 where
+    the reference avoids 0/0 (1 / sqrt(||A||) is then also the inverse of the Lyapunov scale,
+    sqrt(||A||_F) or 1 for A = 0, of `torch_path.roots_backward`).
+
+    Kernels take them before their product loop: the correctly rounded division and square root
+    have a slow path whose register saves spilled (4-12 bytes) when it ran in the epilogue.
+    """
+    root_norm = sqrt_rn(norm)
+    return reciprocal_rn(_safe_norm(norm)), root_norm, reciprocal_rn(tl.where(norm == 0, 1.0, root_norm))
+
+
+@triton.jit
+def _unscale(root_hat, norm, root_norm, inverse_root, diagonal, INVERSE: tl.constexpr):
+    """`reference.unscale`: the root of A from that of A / ||A||_F; the zero matrix gives 0 or diag(+inf)."""
+    if INVERSE:
+        return tl.where(norm == 0, tl.where(diagonal, float("inf"), 0.0), root_hat * inverse_root)
+    else:
+        return root_hat * root_norm
+
+
+@triton.jit
+def store_root(root_hat, norm, root_norm, inverse_root, diagonal, out_ptr, saved_ptr, rows, cols, n,
+                INVERSE: tl.constexpr, STORE: tl.constexpr, SAVE: tl.constexpr, SYMMETRIC: tl.constexpr):
+    """Unscale a root and store it in the output (A's dtype) and/or the saved copy (compute dtype)."""
+    if STORE or SAVE:
+        root = _unscale(root_hat, norm, root_norm, inverse_root, diagonal, INVERSE)
+        if STORE:
+            store_output(out_ptr, root, rows, cols, n, SYMMETRIC)
+        if SAVE:
+            store_output(saved_ptr, root, rows, cols, n, SYMMETRIC)
