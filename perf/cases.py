@@ -63,6 +63,8 @@ CASES = (
     Case("covpool-bf16", 32, 256, ("sqrtm",), "covariance pooling under bfloat16 autocast", dtype="bfloat16",
          cpu_shape=(2, 256)),
     Case("style", 4, 512, OPS, "style transfer (whitening and colouring)", cpu_shape=(1, 512)),
+    Case("large-b16-n1024", 16, 1024, OPS, "large matrices with gradients (tiled kernels' target shape)",
+         cpu_shape=(1, 256)),
     # Preconditioner roots are taken without gradient, of worse-conditioned statistics.
     Case("shampoo", 16, 1024, ("inv_sqrtm",), "Shampoo preconditioner blocks", modes=("forward",), kappa=1e4,
          cpu_shape=(2, 512)),

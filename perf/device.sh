@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The one script a lent GPU machine runs: GPU tests, compile report, regression gate, full
-# benchmark with figures, kernel warm-up. Under 8 minutes in all (a global deadline trims the
+# The one script a lent GPU machine runs: GPU tests, regression gate, the large-matrix targets,
+# compile report, kernel warm-up and export, then the full benchmark with figures. Under 8 minutes in all (a global deadline trims the
 # later steps), every step logged, and a step that fails does not stop the others.
 #
 #   OUT=/some/folder bash perf/device.sh        (from the repository root)
 #
 # What comes back (at most 8 files, all in $OUT):
 #   device.log                       every step's output, with its exit status and timing
-#   bench-<gpu>-<stamp>.json         the benchmark rows (tritonsqrt bench)
+#   bench-<gpu>-<stamp>.json (two)   the benchmark rows (tritonsqrt bench): the large-matrix
+#                                    targets first (B=32 n=256, B=16 n=1024, forward+backward,
+#                                    against the torch reference, eigh+autograd, MPA-Lya), then all
 #   time-vs-n-<gpu>.png, error-vs-time-<gpu>-zca-b64.png   its figures (if matplotlib is there)
-#   compile-report-sm_90.json        registers / spills / shared memory per kernel
 #   perfcheck-<gpu>.json             the gate's measurements and verdicts, or, on a GPU with no
 #   <gpu>.json                       baseline yet, a recorded baseline to commit to perf/baselines/
 #   warmup-export.json               the tuned kernel configurations
@@ -23,7 +24,7 @@ DEADLINE_S=${DEADLINE_S:-450}  # 7.5 minutes of steps: leaves room for start-up 
 # TRITON_INTERPRET when it is unset).
 TESTS_INTERPRET=${TESTS_INTERPRET:-0}
 # Sizes to warm up; the flag spelling is tritonsqrt warmup's (see its --help in the log).
-WARMUP_ARGS=${WARMUP_ARGS:---n 32,48,64,128,256,512,1024 --export $OUT/warmup-export.json}
+WARMUP_ARGS=${WARMUP_ARGS:---sizes 32,64,128,256,512,1024 --dtypes float32,bfloat16 --backward --export $OUT/warmup-export.json}
 
 mkdir -p "$OUT"
 LOG="$OUT/device.log"
@@ -62,7 +63,7 @@ step info 30 $PY -m tritonsqrt.cli info
 KIND=$($PY -c "from tritonsqrt.perf.records import device_kind; print(device_kind())" 2>>"$LOG" || echo unknown-gpu)
 echo "device kind: $KIND" | tee -a "$LOG"
 
-step tests 100 env TRITON_INTERPRET="$TESTS_INTERPRET" $PY -m pytest -q -p no:cacheprovider tests
+step tests 100 env TRITON_INTERPRET="$TESTS_INTERPRET" $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py
 
 # The gate: compare against this GPU's baseline, or record one to commit if there is none.
 if $PY -c "import sys; from tritonsqrt.perf.records import BASELINE_DIR; sys.exit(not (BASELINE_DIR / '$KIND.json').is_file())"; then
@@ -73,19 +74,25 @@ else
   step perfcheck-costs 60 $PY -m tritonsqrt.cli perfcheck --only costs --json "$OUT/perfcheck-$KIND.json"
 fi
 
+# The tiled kernels' targets (issue 4): >= 2x the torch reference of the same method, >= 5x
+# eigh with autograd. Warmed up by the bench itself (it times after warm-up runs).
+step large 90 $PY -m tritonsqrt.cli bench --cases covpool large-b16-n1024 --modes forward+backward \
+  --providers 'tritonsqrt:scaled_ns' 'torch:scaled_ns' eigh-autograd official:mpa-lya --no-graphs --out "$OUT"
+
+# Every kernel and every tiled config (the table goes to the log).
+step compile-report 60 $PY -m tritonsqrt.cli compile-report --arch sm_90 --n 16,33,64,130,4096 --dtype float32
+step warmup-help 15 $PY -m tritonsqrt.cli warmup --help
+# shellcheck disable=SC2086  # WARMUP_ARGS is a list of words
+step warmup 150 $PY -m tritonsqrt.cli warmup $WARMUP_ARGS
+
 # The benchmark: everything but torch.compile first; compiled providers on two cases only
-# (each compile takes tens of seconds). Its own time limit leaves 90 s for the last two steps.
+# (each compile takes tens of seconds), in the time left.
 PLOT=--plot
 $PY -c "import matplotlib" 2>/dev/null || { PLOT=""; echo "matplotlib missing: no figures (draw them later with --plot-from)" | tee -a "$LOG"; }
-BENCH_LIMIT=$(( $(remaining) - 90 ))
+BENCH_LIMIT=$(( $(remaining) - 40 ))
 [ "$BENCH_LIMIT" -ge 30 ] || BENCH_LIMIT=30
 step bench $(( BENCH_LIMIT + 30 )) $PY -m tritonsqrt.cli bench $PLOT --plot-case zca-b64 --out "$OUT" \
   --compile-cases zca-b64 covpool --time-limit "$BENCH_LIMIT"
-
-step compile-report 45 $PY -m tritonsqrt.cli compile-report --arch sm_90 --json "$OUT/compile-report-sm_90.json"
-step warmup-help 15 $PY -m tritonsqrt.cli warmup --help
-# shellcheck disable=SC2086  # WARMUP_ARGS is a list of words
-step warmup 40 $PY -m tritonsqrt.cli warmup $WARMUP_ARGS
 
 echo "=== done in $((SECONDS - START))s; files in $OUT:" | tee -a "$LOG"
 ls -l "$OUT" | tee -a "$LOG"

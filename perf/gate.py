@@ -31,8 +31,10 @@ from .timing import best_ratio, interleaved_times, time_cuda
 GATED_METHODS = ("auto", "scaled_ns")
 GPU_TOLERANCE = 0.10
 # The CPU tolerance is twice the worst one-sided deviation of a single run from the median
-# of the recording runs, rounded up to 5%, within these bounds (docs/perf.md).
-CPU_TOLERANCE_BOUNDS = (0.15, 0.60)
+# of the recording runs, rounded up to 5%, within these bounds (docs/perf.md). The floor is
+# for CI: its CPUs are not the recording machine's, and the balance of BLAS and LAPACK speed
+# (our products against eigh and the anchor's) moves between CPU models.
+CPU_TOLERANCE_BOUNDS = (0.35, 0.60)
 NOISE_HEADROOM = 2.0
 
 
@@ -46,7 +48,7 @@ def add_arguments(parser) -> None:
                         help="repeat the timing part and report the run-to-run spread (use 5 with --update)")
     parser.add_argument("--tolerance", type=float, default=None,
                         help="allowed growth of a time ratio (default: the baseline's; when recording: "
-                             f"{GPU_TOLERANCE:.0%} on a GPU, from the measured noise on CPU)")
+                             f"{GPU_TOLERANCE * 100:.0f}%% on a GPU, from the measured noise on CPU)")
     parser.add_argument("--confirm", type=int, default=2,
                         help="re-measure a ratio over the tolerance up to this many times; it fails only if every "
                              "measurement is over")

@@ -2,8 +2,9 @@
 
 tritonsqrt with each method; the competitors of DESIGN.md section 6 (official MPA-Lya and
 MTP-Lya, iSQRT-COV Newton–Schulz with autograd, eigh with autograd), all from
-`tritonsqrt.reference` so the benchmark and the tests time the same code; and our torch path
-under torch.compile.
+`tritonsqrt.reference` so the benchmark and the tests time the same code; our torch path
+eager (`torch:scaled_ns`: the same method as chains of cuBLAS products and element-wise kernels,
+what the Triton kernels are measured against) and under torch.compile.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ ANCHOR = "isqrt-cov:ns5"
 class Provider:
     name: str
     make: Callable[[str], Callable[[torch.Tensor], torch.Tensor]]  # op -> (A -> root)
-    kind: str  # "tritonsqrt", "competitor" or "compiled"
+    kind: str  # "tritonsqrt", "reference", "competitor" or "compiled"
     # Whether the op runs without host synchronisation (then it can be captured in a CUDA
     # graph): torch.linalg.solve / inv / eigh check their info flags on the host.
     graph_safe: Callable[[str, str], bool] = lambda op, backend: True  # (op, backend) -> bool
@@ -71,6 +72,14 @@ def _ours(method: str) -> Provider:
     return Provider(f"tritonsqrt:{method}", make, "tritonsqrt", graph_safe)
 
 
+def _torch_reference(method: str) -> Provider:
+    def make(op):
+        fn = api.inv_sqrtm if _inverse(op) else api.sqrtm
+        return lambda a: fn(a, method=method, backend="torch")
+
+    return Provider(f"torch:{method}", make, "reference", lambda op, backend: method not in ("eigh", "mpa"))
+
+
 def _official(method: str) -> Provider:
     def make(op):
         inverse = _inverse(op)
@@ -112,7 +121,8 @@ def _compiled(method: str) -> Provider:
 
 PROVIDERS = tuple(
     [_ours(m) for m in METHODS]
-    + [_official("mpa"), _official("mtp"), _isqrt_cov(), _eigh_autograd(), _compiled("scaled_ns")]
+    + [_torch_reference("scaled_ns"), _official("mpa"), _official("mtp"), _isqrt_cov(), _eigh_autograd(),
+       _compiled("scaled_ns")]
 )
 BY_NAME = {p.name: p for p in PROVIDERS}
 

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tritonsqrt import cli
 
 
@@ -31,3 +33,13 @@ def test_demo_runs_end_to_end():
     result = run_cli("demo", "--groups", "4", "--n", "16", "--samples", "64")
     assert result.returncode == 0, result.stderr
     assert "relative error of A^-1/2" in result.stdout and "gradient finite: True" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["info", "check", "demo", "compile-report", "warmup", "bench", "perfcheck"])
+def test_every_command_prints_its_help(command, capsys):
+    """argparse formats help strings with %: a stray one crashes --help (perfcheck's did)."""
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main([command, "--help"])
+    assert stop.value.code == 0
+    assert f"usage: tritonsqrt {command}" in capsys.readouterr().out

@@ -72,8 +72,8 @@ def test_one_more_launch_fails():
 
 
 def test_cpu_tolerance_rule():
-    assert gate.cpu_tolerance(0.0) == 0.15  # floor
-    assert gate.cpu_tolerance(0.12) == 0.25  # 2 x 12% = 24%, rounded up to 5%
+    assert gate.cpu_tolerance(0.0) == 0.35  # floor: CI's CPUs are not the recording machine's
+    assert gate.cpu_tolerance(0.19) == 0.40  # 2 x 19% = 38%, rounded up to 5%
     assert gate.cpu_tolerance(0.9) == 0.60  # cap: a 2x regression must still fail
 
 
