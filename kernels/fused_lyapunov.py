@@ -24,6 +24,8 @@ from .launch_options import LAUNCH_OPTIONS
 from .rounding import divide_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
+from tritonsqrt import tuning
+
 PRECISIONS = ("ieee", "tf32x3", "tf32")
 MAX_N = 128
 
@@ -277,6 +279,38 @@ def launch_config(n: int, dtype_name: str, precision: str) -> dict:
 _KERNELS = {"registers": _lyapunov_backward_kernel, "streamed": _lyapunov_backward_streamed_kernel}
 
 
+# Launch settings the tuner may pick besides `launch_config`'s, as (MATRICES, num_warps) for the
+# in-register kernel or num_warps for the streamed one, per (BLOCK, dtype, kernel): each compiles
+# without spills for sm_80 and sm_90 with every dot precision it serves, on Triton 3.9 and 3.6
+# (`tritonsqrt compile-report`; asserted by tests/test_compile_report.py). At BLOCK 64 4 and 16
+# warps spill, so 8 stays alone.
+_ALTERNATIVES = {
+    (16, "float32", "registers"): ((2, 4), (1, 4), (4, 8)),
+    (16, "float64", "registers"): ((2, 4), (1, 4), (4, 8)),
+    (32, "float32", "registers"): ((1, 8),),  # tf32's default is 4 warps; ieee spills at 4
+    (32, "float32", "streamed"): (8, 16),
+    (32, "float64", "streamed"): (16,),
+}
+_SOURCE_HASHES: dict = {}
+
+
+def candidate_configs(n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False) -> list[dict]:
+    """The configs the tuner chooses among at size n, `launch_config`'s first (the interpreter
+    takes the default only)."""
+    default = launch_config(n, dtype_name, precision)
+    if interpreter:
+        return [default]
+    candidates = [default]
+    for other in _ALTERNATIVES.get((default["BLOCK"], dtype_name, default["kernel"]), ()):
+        if default["kernel"] == "streamed":
+            config = dict(default, num_warps=other)
+        else:
+            config = dict(default, MATRICES=other[0], num_warps=other[1])
+        if config not in candidates:
+            candidates.append(config)
+    return candidates
+
+
 def steps_tensor(steps, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The (a, b) schedule as a contiguous (num_steps, 2) tensor on `device`.
 
@@ -327,7 +361,6 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
     # tf32 has no float64 form; float64 products are always exact-input.
     precision = "ieee" if compute_dtype == torch.float64 else precision
     dtype_name = "float64" if compute_dtype == torch.float64 else "float32"
-    config = launch_config(n, dtype_name, precision)
 
     out = torch.empty((batch, n, n), dtype=compute_dtype, device=device)
     if batch == 0:
@@ -347,23 +380,36 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
         schedule, schedule.shape[0],
         out,
     ]
-    block = config["BLOCK"]
-    if config["kernel"] == "streamed":
-        args.append(torch.empty((batch, 6, block, block), dtype=compute_dtype, device=device))
-        grid, shape = (batch,), {"CHUNK": config["CHUNK"]}
-    else:
-        grid, shape = (triton.cdiv(batch, config["MATRICES"]),), {"MATRICES": config["MATRICES"]}
-    _KERNELS[config["kernel"]][grid](
-        *args, batch, n,
-        HAS_GRAD_SQRT=grad_sqrt is not None,
-        HAS_GRAD_INV=grad_inv is not None,
-        BLOCK=block,
-        PRECISION=precision,
-        num_warps=config["num_warps"],
-        num_stages=config["num_stages"],
-        **shape,
-        **LAUNCH_OPTIONS,
-    )
+
+    def run(config):  # repeatable: reads the inputs and the schedule, writes only out and scratch
+        block, extra = config["BLOCK"], []
+        if config["kernel"] == "streamed":
+            extra.append(torch.empty((batch, 6, block, block), dtype=compute_dtype, device=device))
+            grid, shape = (batch,), {"CHUNK": config["CHUNK"]}
+        else:
+            grid, shape = (triton.cdiv(batch, config["MATRICES"]),), {"MATRICES": config["MATRICES"]}
+        _KERNELS[config["kernel"]][grid](
+            *args, *extra, batch, n,
+            HAS_GRAD_SQRT=grad_sqrt is not None,
+            HAS_GRAD_INV=grad_inv is not None,
+            BLOCK=block,
+            PRECISION=precision,
+            num_warps=config["num_warps"],
+            num_stages=config["num_stages"],
+            **shape,
+            **LAUNCH_OPTIONS,
+        )
+
+    candidates = candidate_configs(n, dtype_name, precision, interpreter=device.type != "cuda")
+    kernel_kind = candidates[0]["kernel"]
+    source_hash = _SOURCE_HASHES.get(kernel_kind)
+    if source_hash is None:
+        source_hash = _SOURCE_HASHES[kernel_kind] = tuning.kernel_source_hash(_KERNELS[kernel_kind])
+    variant = "-".join(name for name, on in (("grad_sqrt", grad_sqrt is not None), ("grad_inv", grad_inv is not None))
+                       if on)
+    key = {"n": candidates[0]["BLOCK"], "dtype": dtype_name, "precision": precision, "variant": variant}
+    name = "fused.lyapunov_backward" + ("_streamed" if kernel_kind == "streamed" else "")
+    run(tuning.select_config(name, source_hash, key, candidates, run, device=device))
     return out
 
 
@@ -384,8 +430,8 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
         signature.update({f"{tensor}_{stride}": "i32" for stride in strides})
     signature.update({"steps_ptr": f"*{element}", "num_steps": "i32", "out_ptr": f"*{element}"})
     specs = []
-    for precision in ("ieee",) if dtype_name == "float64" else PRECISIONS:
-        config = launch_config(n, dtype_name, precision)
+    for precision, config in [(precision, config) for precision in (("ieee",) if dtype_name == "float64" else PRECISIONS)
+                              for config in candidate_configs(n, dtype_name, precision)]:
         constexprs = {"HAS_GRAD_SQRT": True, "HAS_GRAD_INV": True, "BLOCK": config["BLOCK"], "PRECISION": precision}
         kernel_signature = dict(signature)
         if config["kernel"] == "streamed":
@@ -398,7 +444,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
         kernel_signature.update({"batch": "i32", "n": "i32"})
         kernel_signature.update({name: "constexpr" for name in constexprs})
         specs.append({
-            "name": f"lyapunov_backward_{config['kernel']}[{shape},{precision}]",
+            "name": f"lyapunov_backward_{config['kernel']}[{shape},warps={config['num_warps']},{precision}]",
             "fn": _KERNELS[config["kernel"]],
             "signature": kernel_signature,
             "constexprs": constexprs,

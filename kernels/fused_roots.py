@@ -35,6 +35,7 @@ from .launch_options import LAUNCH_OPTIONS
 from .rounding import divide_rn, eps_halves, eps_value, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
+from tritonsqrt import tuning
 from tritonsqrt.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
@@ -504,6 +505,56 @@ def launch_config(n: int, dtype_name: str, kernel: str, precision: str = "ieee")
     return config
 
 
+# Launch settings the tuner may pick besides `launch_config`'s, as (MATRICES, num_warps) per
+# (BLOCK, dtype, kernel): each compiles without spills for sm_80 and sm_90 with every method and
+# dot precision of the kernel, on Triton 3.9 and 3.6 (`tritonsqrt compile-report`; asserted by
+# tests/test_compile_report.py). At BLOCK 64 the streamed Newton–Schulz kernel and float64
+# spill at every other warp count (2-16 tried), so they keep their one setting.
+_ALTERNATIVES = {
+    (16, "float32", "newton_schulz"): ((2, 4), (1, 4), (4, 8)),
+    (16, "float32", "polynomial"): ((2, 4), (1, 2)),
+    (16, "float64", "newton_schulz"): ((2, 4), (1, 4), (4, 8)),
+    (16, "float64", "polynomial"): ((2, 4), (1, 4), (4, 4)),
+    (32, "float32", "newton_schulz"): ((1, 8), (1, 2)),
+    (32, "float32", "polynomial"): ((1, 8),),
+    (32, "float64", "newton_schulz"): ((1, 8), (1, 2)),
+    (32, "float64", "polynomial"): ((1, 8), (1, 16)),
+    (64, "float32", "polynomial"): ((1, 8),),
+}
+
+
+def candidate_configs(n: int, dtype_name: str, kernel: str, precision: str = "ieee",
+                      interpreter: bool = False) -> list[dict]:
+    """The configs the tuner chooses among at size n, `launch_config`'s first.
+
+    The interpreter takes the default only: it times nothing that a GPU would choose by.
+    """
+    default = launch_config(n, dtype_name, kernel, precision)
+    if interpreter:
+        return [default]
+    candidates = [default]
+    for matrices, warps in _ALTERNATIVES.get((default["BLOCK"], dtype_name, kernel), ()):
+        config = dict(default, MATRICES=matrices, num_warps=warps)
+        if config not in candidates:
+            candidates.append(config)
+    return candidates
+
+
+_SOURCE_HASHES: dict = {}
+
+
+def _select_config(family: str, variant: str, n: int, dtype_name: str, precision: str, device, run) -> dict:
+    """The launch config through `tuning.select_config` (memory, shipped data, cache or timing)."""
+    kernel = _polynomial_roots_kernel if family == "polynomial" else _newton_schulz_roots_kernel
+    candidates = candidate_configs(n, dtype_name, family, precision, interpreter=device.type != "cuda")
+    source_hash = _SOURCE_HASHES.get(family)
+    if source_hash is None:
+        source_hash = _SOURCE_HASHES[family] = tuning.kernel_source_hash(kernel)
+    key = {"n": candidates[0]["BLOCK"], "dtype": dtype_name, "precision": precision, "variant": variant}
+    name = "fused.polynomial_roots" if family == "polynomial" else "fused.newton_schulz_roots"
+    return tuning.select_config(name, source_hash, key, candidates, run, device=device)
+
+
 def _check_input(a: torch.Tensor, want_sqrt: bool, want_inv: bool, precision: str) -> None:
     if a.dim() != 3 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"fused roots: a: expected (B, n, n), got shape {tuple(a.shape)}")
@@ -538,29 +589,34 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
 
     # tf32 has no float64 form: float64 products are always exact-input.
     precision = "ieee" if compute == torch.float64 else precision
-    config = launch_config(n, "float64" if compute == torch.float64 else "float32", family, precision)
+    dtype_name = "float64" if compute == torch.float64 else "float32"
     eps_hi, eps_lo = eps_halves(float(eps))
     unused = norm  # a pointer that is never written (its STORE / SAVE flag is off)
     kernel = _polynomial_roots_kernel if family == "polynomial" else _newton_schulz_roots_kernel
-    programs = triton.cdiv(batch, config["MATRICES"])
-    block = config["BLOCK"]
-    # 3-4 BLOCK x BLOCK slots a program (48-64 KiB at BLOCK 64), mostly L1/L2-resident.
-    slots = config["SCRATCH_SLOTS"]
-    scratch = unused
-    if config["STREAM"]:
-        scratch = torch.empty((programs, slots, block, block), dtype=compute, device=a.device)
-    kernel[(programs,)](
-        a, *a.stride(),
-        table, table_length,
-        sqrt_out if want_sqrt else unused, inv_out if want_inv else unused,
-        saved_sqrt if save_sqrt else unused, saved_inv if save_inv else unused, norm, scratch,
-        eps_hi, eps_lo, batch, n,
-        STORE_SQRT=want_sqrt, SAVE_SQRT=save_sqrt, STORE_INV=want_inv, SAVE_INV=save_inv,
-        BLOCK=block, MATRICES=config["MATRICES"], STREAM=config["STREAM"], CHUNK=config["CHUNK"],
-        SCRATCH_SLOTS=slots, PRECISION=precision,
-        num_warps=config["num_warps"], num_stages=config["num_stages"],
-        **flags, **LAUNCH_OPTIONS,
-    )
+
+    def run(config):  # repeatable: reads only A and the table, writes only outputs and scratch
+        programs = triton.cdiv(batch, config["MATRICES"])
+        block, slots = config["BLOCK"], config["SCRATCH_SLOTS"]
+        scratch = unused
+        if config["STREAM"]:  # 3-4 BLOCK x BLOCK slots a program (48-64 KiB at BLOCK 64), L1/L2-resident
+            scratch = torch.empty((programs, slots, block, block), dtype=compute, device=a.device)
+        kernel[(programs,)](
+            a, *a.stride(),
+            table, table_length,
+            sqrt_out if want_sqrt else unused, inv_out if want_inv else unused,
+            saved_sqrt if save_sqrt else unused, saved_inv if save_inv else unused, norm, scratch,
+            eps_hi, eps_lo, batch, n,
+            STORE_SQRT=want_sqrt, SAVE_SQRT=save_sqrt, STORE_INV=want_inv, SAVE_INV=save_inv,
+            BLOCK=block, MATRICES=config["MATRICES"], STREAM=config["STREAM"], CHUNK=config["CHUNK"],
+            SCRATCH_SLOTS=slots, PRECISION=precision,
+            num_warps=config["num_warps"], num_stages=config["num_stages"],
+            **flags, **LAUNCH_OPTIONS,
+        )
+
+    # The flags that change the kernel's work are part of the tuning key.
+    variant = "-".join([family] + [f"{k.lower()}={int(v)}" for k, v in sorted(flags.items())]
+                       + [name for name, on in (("sqrt", want_sqrt), ("inv", want_inv), ("saved", need_backward)) if on])
+    run(_select_config(family, variant, n, dtype_name, precision, a.device, run))
     return ForwardOutputs(sqrt_out, inv_out, saved_sqrt, saved_inv, norm)
 
 
@@ -612,7 +668,8 @@ def newton_schulz_roots(a, steps, want_sqrt: bool, want_inv: bool, need_backward
 
 
 def compile_specs(n: int, dtype_name: str) -> list[dict]:
-    """Every kernel and launch config the launchers use at size n, for `triton.compile`.
+    """Every kernel and launch config the launchers may use at size n (every tuning candidate),
+    for `triton.compile`.
 
     Per method (mtp, mpa, ns / scaled_ns) and dot precision, the variant with the most live
     values: both roots, with the backward's float32 copies of a float16 input stored as well;
@@ -630,8 +687,8 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     }
     specs = []
     for method, (family, fn, method_flags) in methods.items():
-        for precision in ("ieee",) if dtype_name == "float64" else PRECISIONS:
-            config = launch_config(n, dtype_name, family, precision)
+        for precision, config in [(precision, config) for precision in (("ieee",) if dtype_name == "float64" else PRECISIONS)
+                                  for config in candidate_configs(n, dtype_name, family, precision)]:
             constexprs = dict(method_flags, STORE_SQRT=True, SAVE_SQRT=separate, STORE_INV=True, SAVE_INV=separate,
                               BLOCK=config["BLOCK"], MATRICES=config["MATRICES"], STREAM=config["STREAM"],
                               CHUNK=config["CHUNK"], SCRATCH_SLOTS=config["SCRATCH_SLOTS"], PRECISION=precision)
@@ -645,7 +702,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                 else:  # strides, lengths, batch, n; eps halves are float32
                     signature[name] = "fp32" if name.startswith("eps") else "i32"
             layout = f"BLOCK={config['BLOCK']},MATRICES={config['MATRICES']}" + (
-                f",STREAM,CHUNK={config['CHUNK']}" if config["STREAM"] else "")
+                f",STREAM,CHUNK={config['CHUNK']}" if config["STREAM"] else "") + f",warps={config['num_warps']}"
             specs.append({
                 "name": f"roots_forward[{method},{layout},{precision}]",
                 "fn": fn, "signature": signature, "constexprs": constexprs,

@@ -1,10 +1,10 @@
 """Every kernel present compiles for sm_80 and sm_90 without spills and within shared memory.
 
 No GPU needed: `triton.compile` targets the arch, and the registers and spills are read from
-the log of the ptxas run Triton makes for its own cubin. Fused kernels: sizes 16 and 33 cover
-BLOCK 16 and 64 (the largest size they promise to fit). Tiled kernels: n = 130 reaches every
-entry of their autotune space (no entry is wider than 64, none is pruned for n > 64) and
-n = 4096 the largest partial-norm reduction of their first step. Results are cached per
+the log of the ptxas run Triton makes for its own cubin. Fused kernels: sizes 16, 20 and 33
+cover BLOCK 16, 32 and 64 (the largest size they promise to fit), with every tuning candidate.
+Tiled kernels: n = 130 reaches every entry of their autotune space (no entry is wider than 64,
+none is pruned for n > 64) and n = 4096 the largest partial-norm reduction of their first step. Results are cached per
 process (each distinct kernel compiles once per arch), compiles run on every CPU. One test per
 kernel module, so a misfit names its module.
 """
@@ -14,7 +14,7 @@ import pytest
 from tritonsqrt.kernels import compile_report, tiled, tiled_space
 
 FUSED = ("fused_roots", "fused_lyapunov")
-FUSED_SIZES = (16, 33)
+FUSED_SIZES = (16, 20, 33)
 TILED_SIZES = (130, 4096)
 
 

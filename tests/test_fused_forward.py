@@ -331,13 +331,21 @@ def test_kernel_coverage():
 
 @pytest.mark.parametrize("dtype_name", ("float32", "float64"))
 def test_compile_specs(dtype_name):
-    """The specs kernels/compile_report.py compiles: every kernel argument typed, one per method and precision."""
+    """The specs kernels/compile_report.py compiles: every kernel argument typed, one per method,
+    precision and tuning candidate (the launcher's default among them)."""
+    precisions = ("ieee",) if dtype_name == "float64" else fused_roots.PRECISIONS
     for n in (1, 16, 17, 64):
         specs = fused_roots.compile_specs(n, dtype_name)
-        assert len(specs) == (3 if dtype_name == "float64" else 9)
+        expected = sum(len(fused_roots.candidate_configs(n, dtype_name, family, precision))
+                       for family in ("polynomial", "polynomial", "newton_schulz") for precision in precisions)
+        assert len(specs) == expected >= 3 * len(precisions)
         assert len({spec["name"] for spec in specs}) == len(specs)
+        for family in ("polynomial", "newton_schulz"):
+            default = fused_roots.launch_config(n, dtype_name, family)
+            assert any(spec["num_warps"] == default["num_warps"] and f"MATRICES={default['MATRICES']}," in spec["name"]
+                       for spec in specs)
         for spec in specs:
             assert set(spec["signature"]) == set(spec["fn"].arg_names)
             assert all(spec["signature"][name] == "constexpr" for name in spec["constexprs"])
-            assert spec["num_warps"] in (4, 8, 16)
+            assert spec["num_warps"] in (2, 4, 8, 16)
     assert fused_roots.compile_specs(fused_roots.MAX_N + 1, dtype_name) == []

@@ -206,3 +206,51 @@ def test_the_tiled_kernels_tune_and_read_back_under_the_interpreter():
 
 def test_size_buckets():
     assert [tuning.size_bucket(n) for n in (1, 16, 17, 65, 128, 129, 4096)] == [16, 16, 32, 128, 128, 256, 4096]
+
+
+def test_a_single_candidate_is_used_without_timing():
+    launch = FakeLaunch()
+    with tuning.recording() as events:
+        assert _select(launch, candidates=(FAST,)) == FAST
+    assert launch.runs == 0 and [event.source for event in events] == ["single"]
+    assert not os.path.exists(tuning.cache_path())  # nothing was measured, nothing is stored
+
+
+@pytest.mark.parametrize("op", ["sqrtm", "inv_sqrtm"])
+def test_the_fused_kernels_are_tuned_through_the_cache(monkeypatch, op):
+    """Forward and backward fused kernels choose among their candidates by timing, store the
+    choice, and read it back; every candidate gives the torch reference's result."""
+    import tritonsqrt as ts
+    from tritonsqrt.kernels import fused_lyapunov, fused_roots
+
+    # Under the interpreter the fused kernels have one candidate; give them two, as on a GPU.
+    roots_default, lyapunov_default = fused_roots.candidate_configs, fused_lyapunov.candidate_configs
+    monkeypatch.setattr(fused_roots, "candidate_configs", lambda *args, **kwargs: [
+        *roots_default(*args, **kwargs), dict(roots_default(*args, **kwargs)[0], MATRICES=2)])
+    monkeypatch.setattr(fused_lyapunov, "candidate_configs", lambda *args, **kwargs: [
+        *lyapunov_default(*args, **kwargs), dict(lyapunov_default(*args, **kwargs)[0], MATRICES=1)])
+    a = spd_with_condition(5, 12, 100.0, seed=2)
+    grad = torch.randn(5, 12, 12)
+    fn = getattr(ts, op)
+
+    def run():
+        x = a.clone().requires_grad_(True)
+        out = fn(x, method="scaled_ns", backend="triton")
+        (g,) = torch.autograd.grad(out, x, grad)
+        return out, g
+
+    with tuning.recording() as events:
+        out, g = run()
+    tuned = {event.kernel: event for event in events}
+    assert set(tuned) == {"fused.newton_schulz_roots", "fused.lyapunov_backward"}
+    assert all(event.source == "tuned" and event.entry["candidates"] == 2 for event in tuned.values())
+    x = a.clone().requires_grad_(True)
+    ref = fn(x, method="scaled_ns", backend="torch")
+    (g_ref,) = torch.autograd.grad(ref, x, grad)
+    assert float((out - ref).norm() / ref.norm()) < 1e-5
+    assert float((g - g_ref).norm() / g_ref.norm()) < 1e-5
+
+    tuning.clear_memory()
+    with tuning.recording() as events:
+        run()
+    assert [event.source for event in events] == ["cache", "cache"]

@@ -55,7 +55,10 @@ class TuningCacheWarning(UserWarning):
 
 @dataclasses.dataclass
 class TuningEvent:
-    """One config selection, for `tritonsqrt warmup`'s table. source: memory, package, cache, tuned, default."""
+    """One config selection, for `tritonsqrt warmup`'s table.
+
+    source: memory, package, cache, tuned, default (tuning off), single (one candidate, not timed).
+    """
 
     kernel: str
     key: dict
@@ -331,6 +334,8 @@ def select_config(kernel_name: str, source_hash: str, key: dict, candidates: lis
             _memory[(gpu, eid)] = entry
     if entry is not None:
         return _emit(kernel_name, key, entry["config"], entry.get("time_ms"), source, entry)
+    if len(candidates) == 1:  # nothing to choose (the interpreter's fused kernels, a pruned space)
+        return _emit(kernel_name, key, candidates[0], None, "single", None)
     if not tuning_allowed():
         return _emit(kernel_name, key, candidates[0], None, "default", None)
 

@@ -189,8 +189,10 @@ def _print_summary(rows, elapsed: float, paths: set) -> None:
     for _, event in rows:
         firsts.setdefault((event.kernel, tuple(sorted(event.key.items()))), event.source)
     sources = list(firsts.values())
-    counts = {source: sources.count(source) for source in ("tuned", "cache", "package", "memory", "default")}
+    counts = {source: sources.count(source)
+              for source in ("tuned", "cache", "package", "memory", "default", "single")}
     hits = counts["cache"] + counts["package"] + counts["memory"]
     print(f"{len(firsts)} kernel configs: {counts['tuned']} tuned, {hits} cache hits "
           f"({counts['cache']} cache, {counts['package']} package, {counts['memory']} memory), "
-          f"{counts['default']} default (tuning off); {elapsed:.1f} s; via {', '.join(sorted(paths))}")
+          f"{counts['default']} default (tuning off), {counts['single']} with a single candidate; "
+          f"{elapsed:.1f} s; via {', '.join(sorted(paths))}")
