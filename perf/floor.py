@@ -16,13 +16,12 @@ On CPU the same formula with CPU-measured rates is labelled so in every output.
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import torch
 
 from tritonsqrt.plan import Plan
 
-from .timing import quantile, time_cuda
+from .timing import quantile, synchronized_times, time_cuda
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,17 +39,7 @@ class Rates:
 
 
 def _median_seconds(fn, device: torch.device, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return quantile(times, 0.5)
+    return quantile(synchronized_times(fn, device, repeats), 0.5)
 
 
 def measure_rates(device: torch.device) -> Rates:

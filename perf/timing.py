@@ -25,6 +25,21 @@ class Timing:
     samples: int = 0  # calls timed (0: decided by do_bench)
 
 
+def synchronized_times(fn, device: torch.device, repeats: int) -> list[float]:
+    """Seconds of `repeats` calls of fn after one warm-up call, the device synchronised around each."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def quantile(values: list[float], q: float) -> float:
     """Linear-interpolated quantile of `values` (need not be sorted)."""
     ordered = sorted(values)

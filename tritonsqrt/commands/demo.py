@@ -7,11 +7,10 @@ features' covariance, the gradient, and the time against eigh with autograd.
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from .. import api, reference
+from ..perf.timing import synchronized_times
 from ..reference import symmetrize
 from ..plan import resolve
 from ..testing import exact_roots, random_orthogonal, relative_error
@@ -26,17 +25,7 @@ def add_arguments(parser) -> None:
 
 
 def _time(fn, device, repeats=5) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(synchronized_times(fn, device, repeats))
 
 
 def main(args) -> int:
