@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 
 from .launch_options import LAUNCH_OPTIONS
-from .rounding import divide_rn, eps_halves, eps_value, sqrt_rn, symmetrize
+from .rounding import divide_rn, eps_halves, eps_value, exponent_power, reciprocal_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
 from tritonsqrt import tuning
@@ -88,14 +88,30 @@ def _sum_matrix(x):
 
 
 @triton.jit
+def _max_matrix(x):
+    """Largest entry of each matrix, kept as (1, 1) or (MATRICES, 1, 1) to broadcast back."""
+    return tl.max(tl.max(x, axis=-1, keep_dims=True), axis=-2, keep_dims=True)
+
+
+@triton.jit
 def _load_normalized(a_ptr, a_batch_stride, a_row_stride, a_col_stride, index, rows, cols, batch, n,
-                     eps_hi, eps_lo, compute_dtype: tl.constexpr):
-    """(A_hat, ||A||_F) of A = sym(a) + eps I, in the compute dtype."""
+                     eps_hi, eps_lo, compute_dtype: tl.constexpr, TRACE_NORM: tl.constexpr):
+    """(A_hat, ||A||_F) of A = sym(a) + eps I, in the compute dtype; with TRACE_NORM (ns, as
+    iSQRT-COV) (A / tr A, tr A)."""
     offsets = index * a_batch_stride + rows * a_row_stride + cols * a_col_stride
     mask = _matrix_mask(index, rows, cols, batch, n)
     a = tl.load(a_ptr + offsets, mask=mask, other=0.0).to(compute_dtype)
     a = _add_diagonal(symmetrize(a), eps_value(eps_hi, eps_lo, compute_dtype), rows, cols, n)
-    norm = sqrt_rn(_sum_matrix(a * a))
+    if TRACE_NORM:
+        norm = _sum_matrix(tl.where(rows == cols, a, 0.0))
+    else:
+        # Squares of the entries divided by a power of two near the largest: no overflow from
+        # 1e19 or underflow below 1e-23 (float32), and exact, so the norm is bit for bit the
+        # plain one wherever that one is finite (`reference.frobenius_norm`).
+        power = _max_matrix(exponent_power(tl.abs(a)))
+        power = tl.where((power > 0) & (power < float("inf")), power, 1.0)
+        a_scaled = a * reciprocal_rn(power)
+        norm = sqrt_rn(_sum_matrix(a_scaled * a_scaled)) * power
     a_hat = divide_rn(a, tl.where(norm == 0, 1.0, norm))  # the zero matrix stays zero; NaN stays NaN
     return a_hat, norm
 
@@ -380,7 +396,7 @@ def _polynomial_roots_kernel(
     first = tl.program_id(0).to(tl.int64) * MATRICES
     index, rows, cols = _matrix_indices(first, batch, n, BLOCK, MATRICES)
     a_hat, norm = _load_normalized(a_ptr, a_batch_stride, a_row_stride, a_col_stride, index, rows, cols, batch, n,
-                                   eps_hi, eps_lo, compute_dtype)
+                                   eps_hi, eps_lo, compute_dtype, False)
     z = _add_diagonal(-a_hat, 1.0, rows, cols, n)  # I - A_hat, zero on the padding
 
     if STREAM:
@@ -430,12 +446,14 @@ def _newton_schulz_roots_kernel(
     STORE_SQRT: tl.constexpr, SAVE_SQRT: tl.constexpr,
     STORE_INV: tl.constexpr, SAVE_INV: tl.constexpr,
     BLOCK: tl.constexpr, MATRICES: tl.constexpr, STREAM: tl.constexpr, CHUNK: tl.constexpr,
-    SCRATCH_SLOTS: tl.constexpr, PRECISION: tl.constexpr,
+    SCRATCH_SLOTS: tl.constexpr, PRECISION: tl.constexpr, TRACE_NORM: tl.constexpr,
 ):
     """Coupled Newton–Schulz roots (`reference.coupled_newton_schulz`, ns and scaled_ns), one group per program.
 
     steps_ptr: the (a, b) of each step, of shape [num_steps, 2], contiguous, compute dtype.
     num_steps: the number of steps, >= 1.
+    TRACE_NORM: normalise by the trace (ns, as iSQRT-COV) instead of the Frobenius norm
+    (scaled_ns); norm_ptr then receives the trace.
     Every other argument as for `_polynomial_roots_kernel`. Without STORE_INV the last Z
     update is skipped.
     """
@@ -443,7 +461,7 @@ def _newton_schulz_roots_kernel(
     first = tl.program_id(0).to(tl.int64) * MATRICES
     index, rows, cols = _matrix_indices(first, batch, n, BLOCK, MATRICES)
     a_hat, norm = _load_normalized(a_ptr, a_batch_stride, a_row_stride, a_col_stride, index, rows, cols, batch, n,
-                                   eps_hi, eps_lo, compute_dtype)
+                                   eps_hi, eps_lo, compute_dtype, TRACE_NORM)
     if STREAM:
         # Slots: Y, Z, T.
         scratch = scratch_ptr + tl.program_id(0).to(tl.int64) * SCRATCH_SLOTS * BLOCK * BLOCK
@@ -652,15 +670,16 @@ def pade_roots(a, num_degree: int, den_degree: int, want_sqrt: bool, want_inv: b
 
 
 def newton_schulz_roots(a, steps, want_sqrt: bool, want_inv: bool, need_backward: bool, eps: float = 0.0,
-                        precision: str = "ieee") -> ForwardOutputs:
+                        precision: str = "ieee", trace_norm: bool = False) -> ForwardOutputs:
     """Coupled Newton–Schulz roots for a schedule of (a, b) steps (ns: (1.5, -0.5) repeated;
-    scaled_ns: `coefficients.scaled_ns_schedule`); both roots from one pass."""
+    scaled_ns: `coefficients.scaled_ns_schedule`); both roots from one pass. trace_norm: divide
+    by the trace rather than the Frobenius norm (ns, as iSQRT-COV); `norm` is then the trace."""
     steps = tuple(steps)
     if not steps:
         raise ValueError("newton_schulz_roots: steps: expected at least one (a, b) step")
     table = coefficient_table(steps, _compute_dtype(a), a.device)
     return _launch("newton_schulz", a, table, len(steps), want_sqrt, want_inv, need_backward, eps,
-                   precision)
+                   precision, TRACE_NORM=trace_norm)
 
 
 # ---------------------------------------------------------------------------------------
@@ -683,7 +702,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     methods = {
         "mtp": ("polynomial", _polynomial_roots_kernel, {"PADE": False, "SQRT_BY_POLYNOMIAL": True}),
         "mpa": ("polynomial", _polynomial_roots_kernel, {"PADE": True, "SQRT_BY_POLYNOMIAL": True}),
-        "ns": ("newton_schulz", _newton_schulz_roots_kernel, {}),
+        "ns": ("newton_schulz", _newton_schulz_roots_kernel, {"TRACE_NORM": False}),
     }
     specs = []
     for method, (family, fn, method_flags) in methods.items():

@@ -43,6 +43,16 @@ def sqrt_rn(x):
 
 
 @triton.jit
+def exponent_power(x):
+    """2^floor(log2 x) element-wise for normal x >= 0 (the exponent bits alone): a power of two
+    to divide by exactly before squaring. 0 for zero and subnormals, inf for inf and NaN."""
+    if x.dtype == tl.float64:
+        return (x.to(tl.int64, bitcast=True) & 0x7FF0000000000000).to(tl.float64, bitcast=True)
+    else:
+        return (x.to(tl.int32, bitcast=True) & 0x7F800000).to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def symmetrize(x):
     return 0.5 * (x + tl.trans(x))
 

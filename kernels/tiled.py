@@ -180,7 +180,7 @@ def _newton_schulz_step_kernel(
     FIRST: tl.constexpr, UPDATE_Y: tl.constexpr, UPDATE_Z: tl.constexpr, UNSCALE: tl.constexpr,
     STORE_Y: tl.constexpr, SAVE_Y: tl.constexpr, STORE_Z: tl.constexpr, SAVE_Z: tl.constexpr,
     PARTIALS: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, TRACE_NORM: tl.constexpr,
 ):
     """One coupled Newton–Schulz update (`reference.coupled_newton_schulz`) with T = a I + b Z Y.
 
@@ -199,6 +199,7 @@ def _newton_schulz_step_kernel(
     UNSCALE: the last step: store the roots (unscaled) rather than the iterates.
     STORE_*, SAVE_*: with UNSCALE, which of the output and saved copies to write.
     PARTIALS, BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
+    TRACE_NORM: ns (iSQRT-COV): norm_ptr already holds tr W, the divisor in place of ||W||_F.
     """
     matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
     if tile_row <= tile_col:
@@ -212,7 +213,10 @@ def _newton_schulz_step_kernel(
         diagonal = rows[:, None] == cols[None, :]
         a = tl.load(steps_ptr + 2 * step)
         b = tl.load(steps_ptr + 2 * step + 1)
-        norm = step_norm(partials_ptr, norm_ptr, matrix, num_partials, tile_row, tile_col, FIRST, PARTIALS)
+        if TRACE_NORM:
+            norm = tl.load(norm_ptr + matrix)
+        else:
+            norm = step_norm(partials_ptr, norm_ptr, matrix, num_partials, tile_row, tile_col, FIRST, PARTIALS)
         inverse_norm, root_norm, inverse_root = norm_scalars(norm)
         zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
         # Both products before any epilogue work: address and mask tiles of the epilogue kept
@@ -554,8 +558,10 @@ def power_step(left, z, table, power: int, norm, partials, *, z_out=None, power_
 
 
 def newton_schulz_step(y, z, m, table, step: int, norm, partials=None, *, y_out=None, y_saved=None, z_out=None,
-                       z_saved=None, update_y: bool, update_z: bool, unscale: bool, precision: str) -> None:
-    """One coupled Newton–Schulz update (see `_newton_schulz_step_kernel`). Step 0 reads W and partials."""
+                       z_saved=None, update_y: bool, update_z: bool, unscale: bool, precision: str,
+                       trace_norm: bool = False) -> None:
+    """One coupled Newton–Schulz update (see `_newton_schulz_step_kernel`). Step 0 reads W and partials
+    (trace_norm: not the partials; norm already holds tr W)."""
     first = step == 0
     num_partials = partials.shape[-1] if first else 1
     args = (y, _or(z, y), m, _or(y_out, y), _or(y_saved, y), _or(z_out, y), _or(z_saved, y),
@@ -563,7 +569,7 @@ def newton_schulz_step(y, z, m, table, step: int, norm, partials=None, *, y_out=
     flags = dict(FIRST=first, UPDATE_Y=update_y, UPDATE_Z=update_z, UNSCALE=unscale,
                  STORE_Y=unscale and y_out is not None, SAVE_Y=unscale and y_saved is not None,
                  STORE_Z=unscale and z_out is not None, SAVE_Z=unscale and z_saved is not None,
-                 PARTIALS=triton.next_power_of_2(num_partials))
+                 PARTIALS=triton.next_power_of_2(num_partials), TRACE_NORM=trace_norm)
     variant = ("first" if first else "next") + ("-y" if update_y else "") + ("-z" if update_z else "")
     _launch_tuned("newton_schulz_step", variant, y, precision, args, flags)
 
@@ -626,9 +632,9 @@ _COMPILE_VARIANTS = {
     ),
     "newton_schulz_step": (
         dict(FIRST=True, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
-             SAVE_Z=True),
+             SAVE_Z=True, TRACE_NORM=False),
         dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
-             SAVE_Z=True),
+             SAVE_Z=True, TRACE_NORM=False),
     ),
     "product": (dict(SYMMETRIC=True, HAS_E=True, SCALE="lyapunov"),
                 dict(SYMMETRIC=False, HAS_E=False, SCALE="none")),

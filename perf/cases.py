@@ -13,6 +13,8 @@ import fnmatch
 import torch
 
 OPS = ("sqrtm", "inv_sqrtm")
+# inv_root<p>: (A)^(-1/p) by tritonsqrt.inv_root (Shampoo's preconditioner roots).
+ROOT_OPS = ("inv_root4",)
 MODES = ("forward", "forward+backward")
 
 
@@ -68,6 +70,13 @@ CASES = (
     # Preconditioner roots are taken without gradient, of worse-conditioned statistics.
     Case("shampoo", 16, 1024, ("inv_sqrtm",), "Shampoo preconditioner blocks", modes=("forward",), kappa=1e4,
          cpu_shape=(2, 512)),
+    # Two-sided Shampoo: A^(-1/4) of each Kronecker factor (tritonsqrt.inv_root). On CPU the
+    # 4096 blocks run at n = 512: a float32 eigh of one 4096 matrix would take ~20 s there
+    # (n^3 from the measured n = 512 time, README "Inverse p-th roots").
+    Case("shampoo-p4-n1024", 16, 1024, ("inv_root4",), "Shampoo (two-sided) A^(-1/4) of 1024-blocks",
+         modes=("forward",), kappa=1e4, cpu_shape=(2, 256)),
+    Case("shampoo-p4-n4096", 4, 4096, ("inv_root4",), "Shampoo (two-sided) A^(-1/4) of 4096-blocks",
+         modes=("forward",), kappa=1e4, cpu_shape=(1, 512)),
 )
 
 # --quick: one case per kind of cost (launch-bound, bf16, many small, GEMM-bound); well
@@ -77,6 +86,25 @@ QUICK = ("zca-b64", "sovit-bf16", "small-b1024-n32", "covpool")
 GATE = ("zca-b64", "sovit", "small-b1024-n32", "covpool")
 
 BY_NAME = {case.name: case for case in CASES}
+
+
+def root_order(op: str) -> tuple[int, bool]:
+    """(p, inverse) of an op name: sqrtm (2, False), inv_sqrtm (2, True), inv_root<p> (p, True)."""
+    if op in OPS:
+        return 2, op == "inv_sqrtm"
+    if op in ROOT_OPS:
+        return int(op[len("inv_root"):]), True
+    raise ValueError(f"op: expected one of {', '.join(OPS + ROOT_OPS)}, got {op!r}")
+
+
+def public_op(op: str):
+    """The tritonsqrt function an op name stands for, as `fn(A, **keywords)`."""
+    import tritonsqrt
+
+    p, inverse = root_order(op)
+    if op in OPS:
+        return tritonsqrt.inv_sqrtm if inverse else tritonsqrt.sqrtm
+    return lambda a, **keywords: tritonsqrt.inv_root(a, p, **keywords)
 
 
 def select(patterns: list[str] | None = None, default: tuple[str, ...] | None = None) -> list[Case]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one script a lent GPU machine runs: GPU tests, regression gate, the large-matrix targets,
-# compile report, kernel warm-up and export, then the full benchmark with figures. Under 8 minutes in all (a global deadline trims the
+# compile report, the performance model, kernel warm-up and export, then the full benchmark
+# with figures (measured beside modeled). Under 8 minutes in all (a global deadline trims the
 # later steps), every step logged, and a step that fails does not stop the others.
 #
 #   OUT=/some/folder bash perf/device.sh        (from the repository root)
@@ -74,10 +75,21 @@ else
   step perfcheck-costs 60 $PY -m tritonsqrt.cli perfcheck --only costs --json "$OUT/perfcheck-$KIND.json"
 fi
 
+# The performance model of this GPU's arch (docs/perf-model.md), kept outside $OUT (8 files come
+# back): every bench step below gets --model, so its rows carry the modeled time beside the
+# measured one with the model's error, and the log shows the error per case (calibration).
+MODEL_JSON="$(mktemp -d)/model.json"
+ARCH=$($PY -c "import torch; major, minor = torch.cuda.get_device_capability(); print(f'sm_{major}{minor}')" 2>>"$LOG" || echo sm_90)
+case "$ARCH" in sm_80|sm_90) ;; *) echo "no model for $ARCH: using sm_90's" | tee -a "$LOG"; ARCH=sm_90 ;; esac
+step model 120 $PY -m tritonsqrt.cli compile-report --model --arch "$ARCH" --json "$MODEL_JSON"
+MODEL_ARGS=()
+[ -s "$MODEL_JSON" ] && MODEL_ARGS=(--model "$MODEL_JSON")
+
 # The tiled kernels' targets (issue 4): >= 2x the torch reference of the same method, >= 5x
 # eigh with autograd. Warmed up by the bench itself (it times after warm-up runs).
 step large 90 $PY -m tritonsqrt.cli bench --cases covpool large-b16-n1024 --modes forward+backward \
-  --providers 'tritonsqrt:scaled_ns' 'torch:scaled_ns' eigh-autograd official:mpa-lya --no-graphs --out "$OUT"
+  --providers 'tritonsqrt:scaled_ns' 'torch:scaled_ns' eigh-autograd official:mpa-lya --no-graphs --out "$OUT" \
+  ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"}
 
 # Every kernel and every tiled config (the table goes to the log).
 step compile-report 60 $PY -m tritonsqrt.cli compile-report --arch sm_90 --n 16,33,64,130,4096 --dtype float32
@@ -92,7 +104,7 @@ $PY -c "import matplotlib" 2>/dev/null || { PLOT=""; echo "matplotlib missing: n
 BENCH_LIMIT=$(( $(remaining) - 40 ))
 [ "$BENCH_LIMIT" -ge 30 ] || BENCH_LIMIT=30
 step bench $(( BENCH_LIMIT + 30 )) $PY -m tritonsqrt.cli bench $PLOT --plot-case zca-b64 --out "$OUT" \
-  --compile-cases zca-b64 covpool --time-limit "$BENCH_LIMIT"
+  --compile-cases zca-b64 covpool --time-limit "$BENCH_LIMIT" ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"}
 
 echo "=== done in $((SECONDS - START))s; files in $OUT:" | tee -a "$LOG"
 ls -l "$OUT" | tee -a "$LOG"

@@ -20,6 +20,9 @@ import dataclasses
 import torch
 
 from tritonsqrt.plan import Plan
+from tritonsqrt.roots import chain_matmuls
+
+from .cases import root_order
 
 from .timing import quantile, synchronized_times, time_cuda
 
@@ -78,10 +81,15 @@ def measure_rates(device: torch.device) -> Rates:
 
 def floor_ms(batch: int, n: int, op: str, mode: str, element_bytes: int, rates: Rates) -> float:
     backward = mode == "forward+backward"
+    p, inverse = root_order(op)
+    stages = p.bit_length() - 1  # inv_root<p>: log2(p) roots in a chain, one launch each way per root
     matrices = 5 if backward else 2
-    bytes_moved = matrices * batch * n * n * element_bytes
-    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n)
-    flops = 2 * n**3 * batch * plan.matmuls(op, backward)
-    kernels = 2 if backward else 1
+    bytes_moved = stages * matrices * batch * n * n * element_bytes
+    if p == 2:
+        products = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n).matmuls(op, backward)
+    else:
+        products = chain_matmuls(n, p, inverse, backward)
+    flops = 2 * n**3 * batch * products
+    kernels = stages * (2 if backward else 1)
     seconds = max(bytes_moved / (rates.copy_gb_s * 1e9), flops / (rates.matmul_gflop_s * 1e9))
     return (seconds + kernels * rates.launch_us * 1e-6) * 1e3

@@ -13,12 +13,19 @@ Two parts (docs/perf.md, "The gate"):
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import math
+import os
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
+
+from tritonsqrt import tuning
+from tritonsqrt.commands import args as arg_types
 
 from . import cases as cases_mod
 from . import costs as costs_mod
@@ -39,26 +46,29 @@ NOISE_HEADROOM = 2.0
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--device", default=None, help="default: cuda if present, else cpu")
+    parser.add_argument("--device", type=arg_types.device, default=None, help="default: cuda if present, else cpu")
     parser.add_argument("--cases", nargs="+", metavar="NAME", help=f"default: {', '.join(cases_mod.GATE)}")
     parser.add_argument("--only", choices=("timing", "costs"), default=None, help="run one part of the gate")
     parser.add_argument("--update", "--record", action="store_true", dest="update",
                         help="write new baselines from this run instead of comparing")
-    parser.add_argument("--noise-runs", type=int, default=1,
+    parser.add_argument("--noise-runs", type=arg_types.positive_int, default=1,
                         help="repeat the timing part and report the run-to-run spread (use 5 with --update)")
-    parser.add_argument("--tolerance", type=float, default=None,
+    parser.add_argument("--tolerance", type=arg_types.non_negative_float, default=None,
                         help="allowed growth of a time ratio (default: the baseline's; when recording: "
                              f"{GPU_TOLERANCE * 100:.0f}%% on a GPU, from the measured noise on CPU)")
-    parser.add_argument("--confirm", type=int, default=2,
+    parser.add_argument("--confirm", type=arg_types.non_negative_int, default=2,
                         help="re-measure a ratio over the tolerance up to this many times; it fails only if every "
                              "measurement is over")
-    parser.add_argument("--rounds", type=int, default=11, help="interleaved timing rounds per ratio on CPU")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1: see docs/perf.md)")
+    parser.add_argument("--rounds", type=arg_types.positive_int, default=11,
+                        help="interleaved timing rounds per ratio on CPU")
+    parser.add_argument("--threads", type=arg_types.positive_int, default=1,
+                        help="CPU threads for torch (default 1: see docs/perf.md)")
     parser.add_argument("--baseline", default=None,
                         help="timing baseline file (default: perf/baselines/<device kind>.json)")
     parser.add_argument("--costs-baseline", default=None,
                         help="costs baseline file (default: perf/baselines/costs.json)")
-    parser.add_argument("--json", default=None, help="also write this run's measurements and verdicts here")
+    parser.add_argument("--json", type=arg_types.writable_file, default=None,
+                        help="also write this run's measurements and verdicts here")
 
 
 def _key(case, op, mode, method) -> str:
@@ -209,7 +219,44 @@ def _costs_part(args, device, findings, out) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def private_caches():
+    """Run with an empty tuning cache and Triton cache in a temporary folder, removed afterwards:
+    the gate's figures must not depend on what the user's caches hold, and it must leave no file
+    in them (~/.cache/tritonsqrt, ~/.triton)."""
+    names = ("TRITONSQRT_CACHE_DIR", "TRITON_CACHE_DIR")
+    saved = {name: os.environ.get(name) for name in names}
+    with tempfile.TemporaryDirectory(prefix="tritonsqrt-perfcheck-") as folder:
+        os.environ["TRITONSQRT_CACHE_DIR"] = os.path.join(folder, "tuning")
+        os.environ["TRITON_CACHE_DIR"] = os.path.join(folder, "triton")
+        tuning.clear_memory()
+        try:
+            yield folder
+        finally:
+            tuning.clear_memory()
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
 def main(args) -> int:
+    # Baselines are read unless --update: an unreadable or foreign one is a usage error (a missing
+    # one fails the gate with instructions to record it).
+    for option, path, keys in (("--baseline", args.baseline, ("ratios",)),
+                               ("--costs-baseline", args.costs_baseline, ("costs",))):
+        if path and not args.update and os.path.exists(path):
+            try:
+                arg_types.json_file(*keys)(path)
+            except argparse.ArgumentTypeError as error:
+                print(f"tritonsqrt perfcheck: error: argument {option}: {error}", file=sys.stderr)
+                return 2
+    with private_caches():
+        return _main(args)
+
+
+def _main(args) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cpu":
         torch.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 """Every implementation the benchmarks time, as `Provider`s: a name and a function of A per op.
 
 tritonsqrt with each method; the competitors of DESIGN.md section 6 (official MPA-Lya and
-MTP-Lya, iSQRT-COV Newton–Schulz with autograd, eigh with autograd), all from
+MTP-Lya, iSQRT-COV's trace-normalised Newton–Schulz with autograd, eigh with autograd), all from
 `tritonsqrt.reference` so the benchmark and the tests time the same code; our torch path
 eager (`torch:scaled_ns`: the same method as chains of cuBLAS products and element-wise kernels,
 what the Triton kernels are measured against) and under torch.compile.
@@ -15,8 +15,10 @@ from typing import Callable
 
 import torch
 
-from tritonsqrt import api, reference
+from tritonsqrt import reference
 from tritonsqrt.plan import METHODS, resolve
+
+from .cases import OPS, ROOT_OPS, public_op, root_order
 
 # The gate divides our time by this provider's (see docs/perf.md, "The gate").
 ANCHOR = "isqrt-cov:ns5"
@@ -30,6 +32,10 @@ class Provider:
     # Whether the op runs without host synchronisation (then it can be captured in a CUDA
     # graph): torch.linalg.solve / inv / eigh check their info flags on the host.
     graph_safe: Callable[[str, str], bool] = lambda op, backend: True  # (op, backend) -> bool
+    ops: tuple[str, ...] | None = OPS  # the op names it computes (perf.cases); None: every one
+
+    def supports(self, op: str) -> bool:
+        return self.ops is None or op in self.ops
 
     def backend(self, a: torch.Tensor) -> str:
         """Where the arithmetic runs for input `a`: "torch", "triton" or "torch.compile"."""
@@ -62,22 +68,22 @@ def _in_float32(fn):
 
 def _ours(method: str) -> Provider:
     def make(op):
-        fn = api.inv_sqrtm if _inverse(op) else api.sqrtm
+        fn = public_op(op)
         return lambda a: fn(a, method=method)
 
     def graph_safe(op, backend):
         # On the torch path mpa solves with torch.linalg.solve and eigh calls eigh: both sync.
         return method not in ("eigh", "mpa") or backend == "triton"
 
-    return Provider(f"tritonsqrt:{method}", make, "tritonsqrt", graph_safe)
+    return Provider(f"tritonsqrt:{method}", make, "tritonsqrt", graph_safe, ops=None)
 
 
 def _torch_reference(method: str) -> Provider:
     def make(op):
-        fn = api.inv_sqrtm if _inverse(op) else api.sqrtm
+        fn = public_op(op)
         return lambda a: fn(a, method=method, backend="torch")
 
-    return Provider(f"torch:{method}", make, "reference", lambda op, backend: method not in ("eigh", "mpa"))
+    return Provider(f"torch:{method}", make, "reference", lambda op, backend: method not in ("eigh", "mpa"), ops=None)
 
 
 def _official(method: str) -> Provider:
@@ -91,6 +97,9 @@ def _official(method: str) -> Provider:
 
 
 def _isqrt_cov() -> Provider:
+    # iSQRT-COV's Sqrtm (MPNCOV.py of github.com/jiangtaoxie/fast-MPN-COV): trace pre-normalisation,
+    # 5 classical coupled steps, sqrt(trace) post-compensation, autograd through the iteration
+    # (what its hand-written backward computes); tests/test_isqrt_cov.py holds it to the paper.
     def make(op):
         inverse = _inverse(op)
         return _in_float32(lambda a: reference.isqrt_cov_newton_schulz(a, 5, inverse))
@@ -113,16 +122,26 @@ def _compiled(method: str) -> Provider:
         # A fresh cache per case: the lambdas share one code object, and dynamo stops
         # recompiling it after a few shapes (falling back to eager without saying so).
         torch._dynamo.reset()
-        fn = api.inv_sqrtm if _inverse(op) else api.sqrtm
+        fn = public_op(op)
         return torch.compile(lambda a: fn(a, method=method, backend="torch"))
 
-    return Provider(f"compiled:{method}", make, "compiled", lambda op, backend: method not in ("eigh", "mpa"))
+    return Provider(f"compiled:{method}", make, "compiled", lambda op, backend: method not in ("eigh", "mpa"),
+                    ops=None)
+
+
+def _eigh_inverse_root() -> Provider:
+    """Shampoo's eigendecomposition route for A^(-1/p), beside tritonsqrt.inv_root."""
+    def make(op):
+        p, _ = root_order(op)
+        return _in_float32(lambda a: reference.eigh_inverse_root(a, p))
+
+    return Provider("eigh-inv-root", make, "competitor", lambda op, backend: False, ops=ROOT_OPS)
 
 
 PROVIDERS = tuple(
     [_ours(m) for m in METHODS]
     + [_torch_reference("scaled_ns"), _official("mpa"), _official("mtp"), _isqrt_cov(), _eigh_autograd(),
-       _compiled("scaled_ns")]
+       _eigh_inverse_root(), _compiled("scaled_ns")]
 )
 BY_NAME = {p.name: p for p in PROVIDERS}
 

@@ -14,7 +14,13 @@ import time
 
 import torch
 
-QUANTILES = (0.5, 0.2, 0.8)
+QUANTILES = (0.5, 0.2, 0.8, 0.0, 1.0)  # median, p20, p80, min, max
+
+# Samples "disagree" past these: one call 3x the median, or p20-p80 wider than half the median.
+# A shared machine produced a row whose every sample was 100x a rerun's (issue 15), so the
+# runner also compares rows with each other (perf/runner.py).
+MAX_OVER_MEDIAN = 3.0
+SPREAD_OVER_MEDIAN = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +29,17 @@ class Timing:
     p20_ms: float
     p80_ms: float
     samples: int = 0  # calls timed (0: decided by do_bench)
+    min_ms: float | None = None
+    max_ms: float | None = None
+
+
+def samples_disagree(timing: Timing) -> str | None:
+    """Why the samples of one timing disagree too much to trust its median, or None."""
+    if timing.max_ms is not None and timing.max_ms > MAX_OVER_MEDIAN * timing.median_ms:
+        return f"max {timing.max_ms / timing.median_ms:.1f}x median"
+    if timing.p80_ms - timing.p20_ms > SPREAD_OVER_MEDIAN * timing.median_ms:
+        return f"p20-p80 {(timing.p80_ms - timing.p20_ms) / timing.median_ms:.0%} of median"
+    return None
 
 
 def synchronized_times(fn, device: torch.device, repeats: int) -> list[float]:
@@ -53,7 +70,7 @@ def quantile(values: list[float], q: float) -> float:
 
 def summarise(seconds: list[float]) -> Timing:
     ms = [s * 1e3 for s in seconds]
-    return Timing(quantile(ms, 0.5), quantile(ms, 0.2), quantile(ms, 0.8), len(ms))
+    return Timing(quantile(ms, 0.5), quantile(ms, 0.2), quantile(ms, 0.8), len(ms), min(ms), max(ms))
 
 
 def time_cpu(fn, budget_s: float = 0.4, min_samples: int = 5, max_samples: int = 500) -> Timing:
@@ -83,8 +100,8 @@ def time_cuda(fn) -> Timing:
     """triton.testing.do_bench: warm-up, L2 flushed between calls, CUDA-event timed."""
     import triton.testing
 
-    median, p20, p80 = triton.testing.do_bench(fn, quantiles=list(QUANTILES))
-    return Timing(float(median), float(p20), float(p80))
+    median, p20, p80, low, high = triton.testing.do_bench(fn, quantiles=list(QUANTILES))
+    return Timing(float(median), float(p20), float(p80), 0, float(low), float(high))
 
 
 def time_cuda_graph(fn) -> Timing:
@@ -93,8 +110,8 @@ def time_cuda_graph(fn) -> Timing:
 
     # Capture needs a side stream; recent Triton opens one itself, older versions demand it.
     with torch.cuda.stream(torch.cuda.Stream()):
-        median, p20, p80 = triton.testing.do_bench_cudagraph(fn, quantiles=list(QUANTILES))
-    return Timing(float(median), float(p20), float(p80))
+        median, p20, p80, low, high = triton.testing.do_bench_cudagraph(fn, quantiles=list(QUANTILES))
+    return Timing(float(median), float(p20), float(p80), 0, float(low), float(high))
 
 
 def time_on(device: torch.device, fn, budget_s: float = 0.4) -> Timing:

@@ -53,10 +53,11 @@ def test_gpu_auto_plan_is_scaled_ns_within_100_products():
 # must beat the official 8-step code at every kappa (theirs: 1.9e-2 at kappa 10).
 PAPER_BOUNDS = {  # method -> kappa -> (sqrtm, inv_sqrtm) forward bound, n in (2, 33, 64)
     # measured here: mpa 1.0e-2 / 2.5e-2 and 6.4e-2 / 2.8e-1 (= DESIGN.md's official figures),
-    # mtp 8.8e-2 / 3.1e-1 and 2.3e-1 / 6.6e-1, ns (5 steps) 2.4e-2 / 6.0e-2 and 7.6e-2 / 4.1e-1.
+    # mtp 8.8e-2 / 3.1e-1 and 2.3e-1 / 6.6e-1, ns (iSQRT-COV: trace norm, 5 steps) 2.4e-1 / 4.1e-1
+    # and 2.2e-1 / 6.9e-1 (the trace puts the eigenvalues near 1/n, far from where NS converges fast).
     "mpa": {1e1: (1.2e-2, 3e-2), 1e2: (7.5e-2, 3.2e-1)},
     "mtp": {1e1: (1e-1, 3.5e-1), 1e2: (2.6e-1, 7.5e-1)},
-    "ns": {1e1: (3e-2, 7e-2), 1e2: (9e-2, 4.7e-1)},
+    "ns": {1e1: (2.7e-1, 4.5e-1), 1e2: (2.6e-1, 7.5e-1)},
 }
 
 
@@ -66,6 +67,8 @@ def test_paper_methods_forward_and_backward(method, kappa):
     errors = worst_errors(method, kappa, sizes=(2, 33, 64))
     sqrt_bound, inv_bound = PAPER_BOUNDS[method][kappa]
     assert errors[0] <= sqrt_bound and errors[1] <= inv_bound, errors
+    if method == "ns":  # differentiated through its 5 steps, as iSQRT-COV: tests/test_isqrt_cov.py
+        return
     # The backward solves the Lyapunov equation of the computed root to convergence:
     # S X + X S = G holds to float32 accuracy (the official 8 steps leave 0.15 at kappa 1e3).
     a = spd_with_condition(3, 64, kappa, seed=5).requires_grad_(True)

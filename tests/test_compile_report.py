@@ -1,12 +1,16 @@
-"""Every kernel present compiles for sm_80 and sm_90 without spills and within shared memory.
+"""Every kernel present compiles for sm_80 and sm_90 without spills and within shared memory;
+the command covers what the library launches, prints a compact table and fails on a misfit.
 
 No GPU needed: `triton.compile` targets the arch, and the registers and spills are read from
 the log of the ptxas run Triton makes for its own cubin. Fused kernels: sizes 16, 20 and 33
 cover BLOCK 16, 32 and 64 (the largest size they promise to fit), with every tuning candidate.
 Tiled kernels: n = 130 reaches every entry of their autotune space (no entry is wider than 64,
-none is pruned for n > 64) and n = 4096 the largest partial-norm reduction of their first step. Results are cached per
-process (each distinct kernel compiles once per arch), compiles run on every CPU. One test per
-kernel module, so a misfit names its module.
+none is pruned for n > 64) and n = 4096 the largest partial-norm reduction of their first step.
+
+Cost: the compiles run once per session, both archs in one child process per kernel family
+(the fixtures below are session-scoped and shared by every test), on every CPU; each distinct
+kernel compiles once per arch (n = 4096 adds only the first-step kernels). The tests that need
+them are marked `slow_compile` (deselect with -m "not slow_compile").
 """
 
 import pytest
@@ -16,13 +20,20 @@ from tritonsqrt.kernels import compile_report, tiled, tiled_space
 FUSED = ("fused_roots", "fused_lyapunov")
 FUSED_SIZES = (16, 20, 33)
 TILED_SIZES = (130, 4096)
+ARCHS = ("sm_80", "sm_90")
 
 
-@pytest.fixture(scope="module", params=["sm_80", "sm_90"])
-def rows(request):
-    fused = compile_report.report(request.param, FUSED_SIZES, ("float32",), modules=FUSED)
-    large = compile_report.report(request.param, TILED_SIZES, ("float32", "float64"), modules=("tiled",))
+@pytest.fixture(scope="session")
+def all_rows():
+    both = ",".join(ARCHS)
+    fused = compile_report.report(both, FUSED_SIZES, ("float32",), modules=FUSED)
+    large = compile_report.report(both, TILED_SIZES, ("float32", "float64"), modules=("tiled",))
     return fused + large
+
+
+@pytest.fixture(params=ARCHS)
+def rows(all_rows, request):
+    return [row for row in all_rows if row["arch"] == request.param]
 
 
 def describe(row) -> str:
@@ -31,15 +42,18 @@ def describe(row) -> str:
             f"smem={row['shared_bytes']} error={row['error']}")
 
 
+@pytest.mark.slow_compile
 def test_every_present_module_is_reported(rows):
     assert {row["module"] for row in rows} == set(FUSED) | {"tiled"}
 
 
+@pytest.mark.slow_compile
 def test_everything_compiles(rows):
     failed = [describe(row) for row in rows if row["error"]]
     assert not failed, "\n".join(failed)
 
 
+@pytest.mark.slow_compile
 @pytest.mark.parametrize("module", FUSED + ("tiled",))
 def test_no_spills_and_shared_memory_within_the_arch(rows, module):
     mine = [row for row in rows if row["module"] == module]
@@ -48,6 +62,7 @@ def test_no_spills_and_shared_memory_within_the_arch(rows, module):
     assert not misfits, "\n".join(misfits)
 
 
+@pytest.mark.slow_compile
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])
 def test_tiled_report_covers_the_whole_autotune_space(rows, dtype_name):
     """Every (kernel, config, precision) a launch can pick on sm_80 or sm_90 is in the report."""
@@ -65,6 +80,18 @@ def test_tiled_report_covers_the_whole_autotune_space(rows, dtype_name):
                                for name in reported), (kernel_name, label)
 
 
+@pytest.mark.slow_compile
+def test_compact_table_has_one_line_per_kernel_family(all_rows):
+    from tritonsqrt.kernels.report_table import compact_table
+
+    text = compact_table(all_rows)
+    lines = text.splitlines()
+    assert len(lines) < len(all_rows) / 2  # many configs a line
+    assert max(len(line) for line in lines) <= 120
+    assert any("tiled.product" in line and "float64" in line for line in lines)
+    assert any("roots_forward[mpa]" in line and "sm_80" in line for line in lines)
+
+
 def test_ptxas_log_is_read_from_tritons_own_run():
     log = ("ptxas info    : Used 40 registers, used 1 barriers, 380 bytes cmem[0]\n"
            "ptxas info    : 8 bytes stack frame, 8 bytes spill stores, 4 bytes spill loads\n"
@@ -76,14 +103,53 @@ def test_ptxas_log_is_read_from_tritons_own_run():
         compile_report._read_ptxas_log("nothing here")
 
 
+def test_only_what_the_library_launches_by_default():
+    assert compile_report.launched("fused_lyapunov", 64) and compile_report.launched("tiled", 65)
+    assert not compile_report.launched("fused_lyapunov", 128)  # compiles, never launched: n = 128 is tiled
+    assert not compile_report.launched("tiled", 64)
+
+
+def _row(**changes):
+    row = {"arch": "sm_90", "module": "fused_lyapunov", "kernel": "lyapunov_backward_streamed[BLOCK=64,ieee]",
+           "n": 64, "dtype": "float32", "num_warps": 8, "num_stages": 1, "precision": "ieee", "registers": 255,
+           "spill_stores": 0, "spill_loads": 0, "stack_bytes": 0, "shared_bytes": 16384, "error": None,
+           "compile_s": 1.0, "fits": True}
+    return dict(row, **changes)
+
+
+def test_exit_status_fails_on_a_launched_misfit(monkeypatch, capsys):
+    from tritonsqrt import cli
+
+    spilled = _row(spill_stores=28, spill_loads=28, fits=False)
+    monkeypatch.setattr(compile_report, "report", lambda *args, **kwargs: [_row(), spilled])
+    assert cli.main(["compile-report", "--n", "64", "--dtype", "float32"]) == 1
+    out = capsys.readouterr().out
+    assert "1 spill or exceed a limit" in out and "misfit: sm_90 n=64" in out
+    # a misfit the library never launches (n = 128, seen with --all) does not fail the command
+    never = _row(n=128, spill_stores=2520, fits=False)
+    monkeypatch.setattr(compile_report, "report", lambda *args, **kwargs: [_row(), never])
+    assert cli.main(["compile-report", "--n", "128", "--all"]) == 0
+
+
+def test_progress_goes_to_stderr(monkeypatch, capsys):
+    monkeypatch.setattr(compile_report, "_compile", lambda name, spec, n, dtype, arch: _row(kernel=spec["name"]))
+    monkeypatch.setattr(compile_report, "_RESULTS", {})
+    spec = {"name": "k[x]", "num_warps": 4, "num_stages": 1, "constexprs": {}, "signature": {}}
+    rows = compile_report.compile_listed([("m", 16, "float32", 0, spec)], compile_report.ARCHES["sm_90"], jobs=1,
+                                         progress=True)
+    assert rows[0]["kernel"] == "k[x]"
+    captured = capsys.readouterr()
+    assert "compile-report: 1/1 sm_90 n=16 float32 k[x]" in captured.err and captured.out == ""
+
+
+@pytest.mark.slow_compile
 def test_table_and_command(tmp_path, capsys):
     from tritonsqrt import cli
 
     out = tmp_path / "report.json"
     code = cli.main(["compile-report", "--arch", "sm_90", "--n", "16", "--dtype", "float32", "--json", str(out),
-                     "--module", "fused_lyapunov", "--jobs", "1"])
+                     "--module", "fused_roots,fused_lyapunov"])  # the session child's rows
     assert code == 0
     printed = capsys.readouterr().out
-    assert "lyapunov_backward" in printed and "regs" in printed
+    assert "lyapunov_backward" in printed and "max regs" in printed
     assert out.exists()
-    assert cli.main(["compile-report", "--jobs", "0"]) == 2

@@ -114,7 +114,7 @@ def grads_of(fn, inputs, upstream):
 
 
 # ---------------------------------------------------------------------------------------
-# ZCAWhitening
+# DecorrelatedBatchNorm
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -122,7 +122,7 @@ def grads_of(fn, inputs, upstream):
 def test_zca_matches_eigh_reference(method, shape, num_groups):
     x = correlated(*shape)
     c = shape[1]
-    layer = tnn.ZCAWhitening(c, num_groups=num_groups, eps=1e-3, method=method)
+    layer = tnn.DecorrelatedBatchNorm(c, num_groups=num_groups, eps=1e-3, method=method)
     with torch.no_grad():
         layer.weight.uniform_(0.5, 1.5)
         layer.bias.normal_()
@@ -143,7 +143,7 @@ def test_zca_matches_eigh_reference(method, shape, num_groups):
 @pytest.mark.parametrize("method", METHODS)
 def test_zca_output_has_identity_covariance(method):
     x = correlated(16, 8, 4, 4)
-    layer = tnn.ZCAWhitening(8, num_groups=2, eps=0.0, affine=False, method=method)
+    layer = tnn.DecorrelatedBatchNorm(8, num_groups=2, eps=0.0, affine=False, method=method)
     out = layer(x).detach().transpose(0, 1).reshape(2, 4, -1).double()
     cov = reference_covariance(out)
     close(cov, torch.eye(4, dtype=torch.float64).expand_as(cov), INV_FWD, "whitened covariance")
@@ -153,7 +153,7 @@ def test_zca_output_has_identity_covariance(method):
 
 
 def test_zca_running_statistics_and_eval_mode():
-    layer = tnn.ZCAWhitening(6, num_groups=2, eps=1e-3, momentum=0.25)
+    layer = tnn.DecorrelatedBatchNorm(6, num_groups=2, eps=1e-3, momentum=0.25)
     batches = [correlated(32, 6, seed=s) for s in range(3)]
     run_mean, run_white = torch.zeros(6, dtype=torch.float64), torch.eye(3, dtype=torch.float64).repeat(2, 1, 1)
     for batch in batches:
@@ -175,28 +175,28 @@ def test_zca_running_statistics_and_eval_mode():
 
 
 def test_zca_cumulative_average_and_no_tracking():
-    layer = tnn.ZCAWhitening(4, momentum=None)
+    layer = tnn.DecorrelatedBatchNorm(4, num_groups=1, momentum=None)
     batches = [correlated(20, 4, seed=s) for s in range(4)]
     for batch in batches:
         layer(batch)
     expected = torch.stack([b.double().mean(0) for b in batches]).mean(0)
     close(whole(layer.running_mean), whole(expected), 1e-6, "cumulative running_mean")
 
-    untracked = tnn.ZCAWhitening(4, track_running_stats=False).eval()
+    untracked = tnn.DecorrelatedBatchNorm(4, num_groups=1, track_running_stats=False).eval()
     assert untracked.running_mean is None
     x = correlated(20, 4)
     close(whole(untracked(x)), whole(reference_zca(x.double(), 1, 1e-5)[0]), INV_FWD, "batch statistics in eval")
 
 
 def test_zca_state_dict_round_trip():
-    layer = tnn.ZCAWhitening(8, num_groups=4, momentum=0.5)
+    layer = tnn.DecorrelatedBatchNorm(8, num_groups=4, momentum=0.5)
     with torch.no_grad():
         layer.weight.uniform_(0.5, 1.5)
     for seed in range(2):
         layer(correlated(10, 8, 3, 3, seed=seed))
     state = layer.state_dict()
     assert set(state) == {"weight", "bias", "running_mean", "running_whitening", "num_batches_tracked"}
-    fresh = tnn.ZCAWhitening(8, num_groups=4)
+    fresh = tnn.DecorrelatedBatchNorm(8, num_groups=4)
     fresh.load_state_dict(state)
     x = correlated(4, 8, 3, 3, seed=7)
     assert torch.equal(layer.eval()(x), fresh.eval()(x))
@@ -204,22 +204,100 @@ def test_zca_state_dict_round_trip():
 
 def test_zca_errors_name_the_argument():
     with pytest.raises(ValueError, match="num_groups must divide num_features"):
-        tnn.ZCAWhitening(10, num_groups=3)
+        tnn.DecorrelatedBatchNorm(10, num_groups=3)
     with pytest.raises(ValueError, match=r"x must be \(N, 4\)"):
-        tnn.ZCAWhitening(4)(torch.randn(3, 5))
+        tnn.DecorrelatedBatchNorm(4)(torch.randn(3, 5))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
-        tnn.ZCAWhitening(4)(torch.randn(1, 4))
+        tnn.DecorrelatedBatchNorm(4)(torch.randn(1, 4))
     with pytest.raises(ValueError, match="method"):
-        tnn.ZCAWhitening(4, method="svd")(torch.randn(8, 4))
+        tnn.DecorrelatedBatchNorm(4, method="svd")(torch.randn(8, 4))
+
+
+def test_dbn_group_default_and_small_batch_warning():
+    # DBN / IterNorm whiten groups of 16 channels by default: the largest divisor <= 16.
+    assert tnn.DecorrelatedBatchNorm(64).num_groups == 4
+    assert tnn.DecorrelatedBatchNorm(24).group_size == 12 and tnn.DecorrelatedBatchNorm(7).num_groups == 1
+    assert tnn.DecorrelatedBatchNorm(64, group_size=32).num_groups == 2
+    with pytest.warns(UserWarning, match="8 samples per channel for groups of 16 channels"):
+        tnn.DecorrelatedBatchNorm(16)(correlated(8, 16))
+    with pytest.raises(ValueError, match="num_groups or group_size, not both"):
+        tnn.DecorrelatedBatchNorm(16, num_groups=2, group_size=8)
+    with pytest.raises(ValueError, match="group_size must divide"):
+        tnn.DecorrelatedBatchNorm(16, group_size=5)
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: tnn.DecorrelatedBatchNorm(8, iteration=3), "unexpected keyword argument 'iteration'"),
+    (lambda: tnn.CovariancePooling(iteration=3), "unexpected keyword argument 'iteration'"),
+    (lambda: tnn.ZCAWhitening(iterations_=3), "unexpected keyword argument 'iterations_'"),
+])
+def test_layers_reject_unknown_keywords_at_construction(build, match):
+    with pytest.raises(TypeError, match=match):
+        build()
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: tnn.DecorrelatedBatchNorm(8, eps=float("nan")), "eps must be a finite number >= 0"),
+    (lambda: tnn.DecorrelatedBatchNorm(8, eps=-1e-3), "eps must be a finite number >= 0"),
+    (lambda: tnn.DecorrelatedBatchNorm(8, eps="1e-3"), "eps must be a finite number >= 0"),
+    (lambda: tnn.DecorrelatedBatchNorm(8, momentum=1.5), "momentum must be None or a number in"),
+    (lambda: tnn.DecorrelatedBatchNorm(0), "num_features must be a positive int"),
+    (lambda: tnn.DecorrelatedBatchNorm(8, method="ns", iterations=0), "iterations"),
+    (lambda: tnn.DecorrelatedBatchNorm(8, precision="fp8"), "precision"),
+    (lambda: tnn.DecorrelatedBatchNorm(8, backend="cuda"), "backend"),
+    (lambda: tnn.ZCAWhitening(eps=float("nan")), "eps must be a finite number >= 0"),
+    (lambda: tnn.ZCAWhitening(eps=float("inf")), "eps must be a finite number >= 0"),
+    (lambda: tnn.CovariancePooling(eps=-1.0), "eps must be a finite number >= 0"),
+    (lambda: tnn.CovariancePooling(layout="NCHW"), "layout must be"),
+    (lambda: tnn.CovariancePooling(in_channels=8), "both in_channels and reduced_channels"),
+])
+def test_layer_options_are_validated_at_construction(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_covariance_pooling_channel_reduction():
+    head = tnn.CovariancePooling(in_channels=12, reduced_channels=5)
+    assert isinstance(head.reduction[0], torch.nn.Conv2d) and head.reduction[0].bias is None
+    assert head(torch.randn(3, 12, 4, 4)).shape == (3, 15)
+
+
+def reference_iternorm(x, num_groups, eps, iterations):
+    """IterNorm (Huang et al., CVPR 2019), Alg. 1: Sigma_N = Sigma / tr(Sigma), P_0 = I,
+    P_k = (3 P_{k-1} - P_{k-1}^3 Sigma_N) / 2, W = P_T / sqrt(tr(Sigma)), out = W (x - mean)."""
+    n, c = x.shape[:2]
+    groups = x.transpose(0, 1).reshape(num_groups, c // num_groups, -1)
+    centered = groups - groups.mean(-1, keepdim=True)
+    eye = torch.eye(c // num_groups, dtype=x.dtype)
+    sigma = centered @ centered.mT / centered.shape[-1] + eps * eye
+    trace = sigma.diagonal(dim1=-2, dim2=-1).sum(-1)[:, None, None]
+    p = eye.expand_as(sigma)
+    for _ in range(iterations):
+        p = 1.5 * p - 0.5 * p @ p @ p @ (sigma / trace)
+    out = (p / trace.sqrt()) @ centered
+    return out.reshape(c, n, *x.shape[2:]).transpose(0, 1)
+
+
+def test_dbn_with_ns_is_iternorm():
+    """method="ns" whitens as IterNorm's T-step iteration (equal to the coupled one in exact arithmetic)."""
+    x = correlated(32, 8, 3, 3, spread=10.0).double()
+    upstream = torch.randn(x.shape, dtype=torch.float64)
+    layer = tnn.DecorrelatedBatchNorm(8, num_groups=2, eps=1e-3, affine=False, method="ns", iterations=5).double()
+    out, (grad,) = grads_of(layer, [x], upstream)
+    ref, (ref_grad,) = grads_of(lambda a: reference_iternorm(a, 2, 1e-3, 5), [x], upstream)
+    close(whole(out), whole(ref), 1e-10, "IterNorm output")
+    close(whole(grad), whole(ref_grad), 1e-10, "IterNorm gradient")
+    exact = tnn.DecorrelatedBatchNorm(8, num_groups=2, eps=1e-3, affine=False).double()(x)
+    assert float(relative_error(whole(out), whole(exact)).max()) > 1e-3  # 5 steps are not converged
 
 
 def test_zca_passes_op_keywords_and_keeps_dtype():
     x = correlated(64, 4)
     # Two plain Newton–Schulz iterations are far from converged: proof the keyword reached the op.
-    rough = tnn.ZCAWhitening(4, method="ns", iterations=2)(x)
-    exact = tnn.ZCAWhitening(4)(x)
+    rough = tnn.DecorrelatedBatchNorm(4, method="ns", iterations=2)(x)
+    exact = tnn.DecorrelatedBatchNorm(4)(x)
     assert (rough - exact).abs().max() > 1e-2
-    half = tnn.ZCAWhitening(4)(x.bfloat16())
+    half = tnn.DecorrelatedBatchNorm(4)(x.bfloat16())
     assert half.dtype == torch.bfloat16
     assert (half.float() - exact).abs().max() < 0.05
 
@@ -233,7 +311,8 @@ def test_zca_passes_op_keywords_and_keeps_dtype():
 @pytest.mark.parametrize("prenorm, compensate", [("trace", True), ("frobenius", False), (None, True)])
 def test_covariance_pooling_matches_eigh_reference(method, shape, prenorm, compensate):
     x = correlated(*shape, channel_dim=1 if len(shape) == 4 else 2)
-    layer = tnn.CovariancePooling(prenorm=prenorm, compensate=compensate, eps=1e-4, method=method)
+    layer = tnn.CovariancePooling(prenorm=prenorm, compensate=compensate, eps=1e-4, method=method,
+                                  layout="tokens" if len(shape) == 3 else None)
     c = shape[1] if len(shape) == 4 else shape[2]
     upstream = torch.randn(shape[0], c * (c + 1) // 2)
     x_in = x.clone().requires_grad_(True)
@@ -255,7 +334,11 @@ def test_covariance_pooling_layout():
     assert torch.allclose(full, full.mT)
     # (N, T, C) tokens and (N, C, H, W) maps are the same features in two layouts.
     tokens = x.flatten(2).transpose(1, 2)
-    close(tnn.CovariancePooling(vectorize=False)(tokens), full, 1e-6, "token layout")
+    close(tnn.CovariancePooling(vectorize=False, layout="tokens")(tokens), full, 1e-6, "token layout")
+    # (N, C, L), a Conv1d's output, is the same features channels-first; 3-D must say which it is.
+    close(tnn.CovariancePooling(vectorize=False, layout="channels_first")(x.flatten(2)), full, 1e-6, "(N, C, L)")
+    with pytest.raises(ValueError, match="ambiguous.*layout='channels_first'.*layout='tokens'"):
+        tnn.CovariancePooling()(x.flatten(2))
     # Without compensation the head ignores the features' scale.
     scale_free = tnn.CovariancePooling(compensate=False)
     close(scale_free(7.0 * x)[:, None], scale_free(x)[:, None], 1e-5, "scale invariance")
@@ -306,7 +389,7 @@ class TinyNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = torch.nn.Conv2d(2, 4, 3, padding=1)
-        self.whiten = tnn.ZCAWhitening(4, num_groups=2)
+        self.whiten = tnn.DecorrelatedBatchNorm(4, num_groups=2)
         self.pool = tnn.CovariancePooling()
         self.head = torch.nn.Linear(10, 3)
         self.register_buffer("style", correlated(1, 4, 3, 3, seed=5))

@@ -60,8 +60,11 @@ CASES = [
 
 @pytest.mark.parametrize("method,op,n", CASES)
 def test_forward_and_backward_match_the_torch_path(method, op, n):
-    a = spd_with_condition(2, n, 10.0, seed=n)
-    grad = random_symmetric(2, n, seed=n + 1)
+    # n = 130 (three tiles a side) with one matrix: the interpreter's time grows with tiles x
+    # batch (mtp's inverse took 61 s with two); the other sizes keep a batch of 2.
+    batch = 1 if n > 128 else 2
+    a = spd_with_condition(batch, n, 10.0, seed=n)
+    grad = random_symmetric(batch, n, seed=n + 1)
     plan = _plan(method, n)
     want_sqrt, want_inv = op == "sqrtm", op == "inv_sqrtm"
     sqrt_ours, inv_ours, saved_ours = tiled_path.roots_forward(a, plan, want_sqrt, want_inv, True)
@@ -109,7 +112,9 @@ def test_half_precision_strided_input_with_eps():
     assert ours[0].dtype == torch.float16 and ours[1].dtype == torch.float16
     assert ours[2][0].dtype == torch.float32  # saved in the compute dtype
     # Against the float32 results before their cast: within float16's rounding (2^-11 relative).
-    assert _rel(ours[0], ref[2][0]) <= 5e-4 and _rel(ours[1], ref[2][2]) <= 5e-4
+    # (ns saves A / tr A, not S, for its backward through the iteration: S comes from float32 input.)
+    sqrt_f32 = torch_path.roots_forward(a.float(), plan, True, False, False, eps=1e-2)[0]
+    assert _rel(ours[0], sqrt_f32) <= 5e-4 and _rel(ours[1], ref[2][2]) <= 5e-4
     assert _rel(ours[2][0], ref[2][0]) <= 1e-5 and _rel(ours[2][2], ref[2][2]) <= 1e-5
     grad = random_symmetric(1, n, seed=8).to(torch.bfloat16).expand(2, n, n)  # another dtype, batch stride 0
     assert _rel(tiled_path.roots_backward(plan, ref[2], grad, None),
@@ -157,7 +162,8 @@ def test_launches_per_step(method):
                 "mtp": 1 + (degree - 1) + 2,
                 "mpa": 1 + (max(plan.pade_degrees) - 1) + 2}[method]
     assert forward.launches == expected, forward.names
-    assert backward.launches == 1 + 2 + 2 * len(plan.backward_steps), backward.names
+    # ns (iSQRT-COV) is differentiated through its iteration by torch products: no tiled launch.
+    assert backward.launches == (0 if method == "ns" else 1 + 2 + 2 * len(plan.backward_steps)), backward.names
 
 
 def test_compile_specs_cover_the_autotune_space():

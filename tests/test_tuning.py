@@ -254,3 +254,67 @@ def test_the_fused_kernels_are_tuned_through_the_cache(monkeypatch, op):
     with tuning.recording() as events:
         run()
     assert [event.source for event in events] == ["cache", "cache"]
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 14: hostile or odd cache states
+
+
+def _write_cache(text: str) -> None:
+    path = tuning.cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_a_deeply_nested_file_is_ignored_with_a_warning():
+    _write_cache("[" * 100000 + "]" * 100000)  # RecursionError in json, raised on every call
+    with pytest.warns(tuning.TuningCacheWarning, match="RecursionError"):
+        assert _select(FakeLaunch()) == FAST
+
+
+def test_a_single_candidate_reads_no_file(monkeypatch):
+    monkeypatch.setattr(tuning, "load_entries", lambda *args, **kwargs: pytest.fail("read a file"))
+    assert _select(FakeLaunch(), candidates=(FAST,)) == FAST
+
+
+def test_an_entry_with_a_non_numeric_time_is_skipped():
+    launch = FakeLaunch()
+    _select(launch)
+    document = _cache_document()
+    for entry in document["entries"].values():
+        entry["time_ms"], entry["config"] = "fast", SLOW
+    _write_cache(json.dumps(document))
+    tuning.clear_memory()
+    with pytest.warns(tuning.TuningCacheWarning, match="malformed"):
+        with tuning.recording() as events:
+            assert _select(launch) == FAST  # retuned, not the SLOW of the bad entry
+    assert events[0].source == "tuned"
+
+
+def test_no_lock_file_and_no_symlink_is_followed(tmp_path):
+    target = tmp_path / "elsewhere"
+    path = tuning.cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, str(path) + ".lock")  # the old lock file's name
+    _select(FakeLaunch())
+    assert not target.exists()
+    export = tmp_path / "export.json"
+    tuning.write_entries(export, {}, "gpu", merge=False)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("export")) == ["export.json"]
+
+
+def test_the_cache_dir_expands_the_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TRITONSQRT_CACHE_DIR", "~/tuned")
+    assert tuning.cache_dir() == tmp_path / "tuned"
+
+
+def test_a_file_with_mtime_zero_is_read():
+    launch = FakeLaunch()
+    _select(launch)
+    os.utime(tuning.cache_path(), ns=(0, 0))
+    tuning.clear_memory()
+    runs = launch.runs
+    with tuning.recording() as events:
+        _select(launch)
+    assert launch.runs == runs and events[0].source == "cache"

@@ -15,7 +15,8 @@ from tritonsqrt import tuning  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # n = 65 is past the fused kernels (n <= 64): the tiled kernels, two tiles a side.
-ARGS = ["warmup", "--sizes", "65", "--ops", "inv_sqrtm", "--methods", "ns", "--backward", "--batch", "1"]
+# scaled_ns: its backward is the tiled Lyapunov chain (ns, iSQRT-COV, differentiates its iteration in torch).
+ARGS = ["warmup", "--sizes", "65", "--ops", "inv_sqrtm", "--methods", "scaled_ns", "--backward", "--batch", "1"]
 
 
 def _run(args, env_changes, timeout=300):

@@ -14,13 +14,25 @@ import torch
 try:
     import triton  # noqa: F401
 
-    _TRITON_IMPORTS = True
-except Exception:  # not installed (macOS, Windows) or broken: the torch path still works
-    _TRITON_IMPORTS = False
+    _TRITON_IMPORT_ERROR = None
+except Exception as error:  # not installed (macOS, Windows) or broken: the torch path still works
+    _TRITON_IMPORT_ERROR = error
 
 
 def triton_available() -> bool:
-    return _TRITON_IMPORTS
+    return _TRITON_IMPORT_ERROR is None
+
+
+def triton_import_problem() -> str | None:
+    """Why `import triton` failed, naming the real cause (a missing dependency of an installed
+    Triton is not "Triton is not installed"), or None when it imports."""
+    error = _TRITON_IMPORT_ERROR
+    if error is None:
+        return None
+    if isinstance(error, ModuleNotFoundError) and error.name == "triton":
+        return "Triton is not installed (pip install triton; Linux only)"
+    missing = f" (pip install {error.name})" if isinstance(error, ModuleNotFoundError) and error.name else ""
+    return f"Triton is installed but failed to import: {type(error).__name__}: {error}{missing}"
 
 
 def interpreter_on() -> bool:
@@ -35,7 +47,10 @@ def interpreter_problem() -> str | None:
     "only 0-dimensional arrays can be converted". Measured with Triton 3.6.0 (numpy 2.4.6 fails,
     2.3.5 works) and 3.9.0 (both work).
     """
-    import numpy
+    try:
+        import numpy
+    except ImportError:
+        return "Triton's interpreter (TRITON_INTERPRET=1) needs numpy: pip install numpy"
 
     from .versions import version_tuple
 
@@ -64,13 +79,20 @@ def max_kernel_n() -> int:
 
 def triton_unsupported_reason(a: torch.Tensor, plan, forced: bool) -> str | None:
     """None when the Triton kernels can run this plan, else why not (for errors and `info`)."""
+    return unsupported_reason_on(a.device, plan, forced)
+
+
+def unsupported_reason_on(device: torch.device | str, plan, forced: bool) -> str | None:
+    """As `triton_unsupported_reason`, from the device alone (no tensor needed: `auto_method`
+    and `info` describe devices this process may not have)."""
+    device = torch.device(device)
     if not triton_available():
-        return "Triton is not installed"
-    if a.device.type == "cpu" and not forced:
+        return triton_import_problem()
+    if device.type == "cpu" and not forced:
         return "CPU tensors use the torch path unless backend='triton' (with TRITON_INTERPRET=1)"
-    if a.device.type != "cuda" and not (a.device.type == "cpu" and interpreter_on()):
-        return f"tensors on {a.device.type} need CUDA, or TRITON_INTERPRET=1 for CPU tensors"
-    if a.device.type == "cpu" and interpreter_problem():
+    if device.type != "cuda" and not (device.type == "cpu" and interpreter_on()):
+        return f"tensors on {device.type} need CUDA, or TRITON_INTERPRET=1 for CPU tensors"
+    if device.type == "cpu" and interpreter_problem():
         return interpreter_problem()
     if plan.method not in kernel_methods():
         return f"no Triton kernel for method {plan.method!r}"

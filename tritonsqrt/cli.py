@@ -13,7 +13,7 @@ import sys
 SUBCOMMANDS = {
     "info": ("tritonsqrt.commands.info", "versions, device, and the method and backend each op would use"),
     "check": ("tritonsqrt.commands.check", "accuracy table against float64 eigh, method by method"),
-    "demo": ("tritonsqrt.commands.demo", "whiten a batch of covariance matrices, forward and backward, and time it"),
+    "demo": ("tritonsqrt.commands.demo", "whiten a batch of covariance matrices, then compare the methods: errors and time"),
     "compile-report": ("tritonsqrt.kernels.compile_report", "compile every kernel for a GPU arch without a GPU"),
     "warmup": ("tritonsqrt.warmup", "compile and tune the kernels a model will use, filling the cache"),
     "bench": ("tritonsqrt.perf.bench", "benchmark against every alternative"),
@@ -22,7 +22,9 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
-    parser = argparse.ArgumentParser(prog="tritonsqrt", description=__doc__.splitlines()[0])
+    from .commands.args import OneLineParser  # bad arguments: one line and exit 2, no usage block
+
+    parser = OneLineParser(prog="tritonsqrt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():

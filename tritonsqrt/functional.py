@@ -1,4 +1,5 @@
-"""Feature-level operations built on the matrix roots: covariance, pooling, whitening-colouring.
+"""Feature-level operations built on the matrix roots: covariance, pooling, whitening-colouring,
+ZCA data whitening (kornia's functions) and the Fréchet / Bures-Wasserstein distances.
 
 Every root here is a call of `tritonsqrt.sqrtm` / `tritonsqrt.inv_sqrtm`; `method=`, `eps=` and
 any other keyword of those ops (`backend`, `iterations`, `max_condition`, `precision`, `degree`)
@@ -12,6 +13,11 @@ from __future__ import annotations
 import torch
 
 from . import api
+from .distances import bures_wasserstein_distance, frechet_distance
+from .zca import linear_transform, zca_mean, zca_whiten
+
+__all__ = ["covariance", "triu_vectorize", "covariance_pooling", "whiten_color", "zca_mean", "zca_whiten",
+           "linear_transform", "frechet_distance", "bures_wasserstein_distance"]
 
 PRENORMS = ("trace", "frobenius", None)
 
@@ -41,22 +47,37 @@ def triu_vectorize(matrices: torch.Tensor) -> torch.Tensor:
     return matrices[..., rows, cols]
 
 
-def _channels_by_samples(x: torch.Tensor, name: str) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, H W); (N, T, C) tokens -> (N, C, T)."""
-    if x.dim() == 4:
-        return x.flatten(2)
-    if x.dim() == 3:
+LAYOUTS = ("channels_first", "tokens")
+
+
+def _channels_by_samples(x: torch.Tensor, layout: str | None, name: str) -> torch.Tensor:
+    """(N, C, *) -> (N, C, M) for channels_first; (N, T, C) tokens -> (N, C, T)."""
+    if layout not in LAYOUTS + (None,):
+        raise ValueError(f"{name}: layout must be 'channels_first', 'tokens' or None, got {layout!r}")
+    if layout is None:
+        if x.dim() == 3:  # a Conv1d's (N, C, L) and a transformer's (N, T, C) look alike
+            raise ValueError(f"{name}: a 3-D x of shape {tuple(x.shape)} is ambiguous: pass layout='channels_first' "
+                             "for (N, C, L) (e.g. a Conv1d output) or layout='tokens' for (N, T, C)")
+        layout = "channels_first"
+    if layout == "tokens":
+        if x.dim() != 3:
+            raise ValueError(f"{name}: layout='tokens' expects x of shape (N, T, C), got {tuple(x.shape)}")
         return x.transpose(1, 2)
-    raise ValueError(f"{name}: x must be (N, C, H, W) feature maps or (N, T, C) tokens, got shape {tuple(x.shape)}")
+    if x.dim() < 3:
+        raise ValueError(f"{name}: x must be (N, C, H, W) feature maps (any (N, C, *)) or (N, T, C) tokens with "
+                         f"layout='tokens', got shape {tuple(x.shape)}")
+    return x.flatten(2)
 
 
 def covariance_pooling(x: torch.Tensor, *, prenorm: str | None = "trace", compensate: bool = True,
-                       vectorize: bool = True, method: str = "auto", eps: float = 1e-5,
+                       vectorize: bool = True, method: str = "auto", eps: float = 1e-5, layout: str | None = None,
                        **root_options) -> torch.Tensor:
     """Global covariance pooling with square-root normalisation (iSQRT-COV / MPN-COV head).
 
-    x: (N, C, H, W) feature maps or (N, T, C) tokens. Returns (N, C (C + 1) / 2) (upper triangle
-    of the normalised covariance), or (N, C, C) with vectorize=False.
+    x: feature maps (N, C, H, W) (or any (N, C, *): (N, C, D, H, W)), or with layout='tokens'
+    (N, T, C) tokens. A 3-D x must say which it is (layout='channels_first' for a Conv1d's
+    (N, C, L), 'tokens' for (N, T, C)): it raises otherwise. Returns (N, C (C + 1) / 2) (upper
+    triangle of the normalised covariance), or (N, C, C) with vectorize=False.
 
     prenorm: divide each covariance by its trace ("trace", iSQRT-COV) or Frobenius norm
     ("frobenius") before the root, or not at all (None, MPN-COV). compensate: multiply the root by
@@ -65,10 +86,11 @@ def covariance_pooling(x: torch.Tensor, *, prenorm: str | None = "trace", compen
     and without it the head is invariant to the scale of the features. eps: added to the
     pre-normalised covariance, so with a prenorm it is relative to the covariance's size (a
     floor for its eigenvalues, which keeps the root's gradient finite when T or H W < C).
+    iSQRT-COV exactly: prenorm="trace", compensate=True, method="ns", eps=0.
     """
     if prenorm not in PRENORMS:
         raise ValueError(f"covariance_pooling: prenorm must be 'trace', 'frobenius' or None, got {prenorm!r}")
-    features = _channels_by_samples(x, "covariance_pooling")
+    features = _channels_by_samples(x, layout, "covariance_pooling")
     cov = covariance(features.to(_work_dtype(x)))
     if prenorm is None:
         divisor = None

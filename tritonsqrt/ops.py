@@ -8,6 +8,7 @@ torch.compile(fullgraph=True) and export, and `torch.library.opcheck` tests them
 Outputs of `roots` (no two alias; an unused one is an empty tensor):
   sqrt, inv    the requested roots in A's dtype
   saved_sqrt   S in the compute dtype when the backward needs it and `sqrt` is not it
+               (ns: always A / tr A, which its backward differentiates through)
   saved_inv    Y likewise (only when the inverse is an output)
   aux1, aux2   iterative methods: (norm, -); eigh: (eigenvalues, eigenvectors)
 """
@@ -62,7 +63,9 @@ def _layout(a, plan: Plan, outputs: str, need_backward: bool):
     layout = {
         "sqrt": (matrix if want_sqrt else _EMPTY_SHAPE, a.dtype),
         "inv": (matrix if want_inv else _EMPTY_SHAPE, a.dtype),
-        "saved_sqrt": (matrix if need_backward and iterative and not (want_sqrt and same_dtype) else _EMPTY_SHAPE, compute),
+        # ns keeps A / tr A here (its backward runs through the iteration), never an output.
+        "saved_sqrt": (matrix if need_backward and iterative and (plan.method == "ns" or not (want_sqrt and same_dtype))
+                       else _EMPTY_SHAPE, compute),
         "saved_inv": (matrix if need_backward and iterative and want_inv and not same_dtype else _EMPTY_SHAPE, compute),
     }
     eigh_dtype = plan.eigh_dtype or compute
@@ -122,13 +125,21 @@ def _roots_backward_impl(grad_sqrt: torch.Tensor, grad_inv: torch.Tensor, saved_
     probe = torch.empty(0, n, n, dtype=a_dtype)
     plan = plan_from_args(probe, method, backend, taylor_degree, pade_num, pade_den, ns_iterations,
                           max_condition, precision, eigh_float64)
+    if aux1.shape[0] == 0:  # an empty batch (a shape, not a value: no sync)
+        return aux1.new_zeros((0, n, n), dtype=a_dtype)
     if plan.method == "eigh":
         saved = (aux1, aux2)
     else:
-        saved = (saved_sqrt, aux1) + ((saved_inv,) if saved_inv.numel() else ())
-    grad = _backend(plan).roots_backward(plan, saved, grad_sqrt if grad_sqrt.numel() else None,
-                                         grad_inv if grad_inv.numel() else None)
+        saved = (saved_sqrt, aux1) + ((saved_inv,) if _present(saved_inv) else ())
+    grad = _backend(plan).roots_backward(plan, saved, grad_sqrt if _present(grad_sqrt) else None,
+                                         grad_inv if _present(grad_inv) else None)
     return grad.to(a_dtype).contiguous()
+
+
+def _present(t: torch.Tensor) -> bool:
+    """Whether an optional slot holds a tensor: absent ones are `_EMPTY_SHAPE`, 1-D; matrices and
+    norms have 2 or 3 dimensions. Not numel(): an empty batch has numel 0 and is present."""
+    return t.dim() != len(_EMPTY_SHAPE)
 
 
 roots_backward = torch.library.custom_op("tritonsqrt::roots_backward", _roots_backward_impl, mutates_args=())
@@ -148,10 +159,13 @@ def _setup_context(ctx, inputs, output):
     sqrt_out, inv_out, saved_sqrt, saved_inv, aux1, aux2 = output
     # Where S (or Y) is itself an output in the compute dtype, the output is what we keep.
     if plan_args[0] != "eigh" and need_backward:
-        saved_sqrt = saved_sqrt if saved_sqrt.numel() else sqrt_out
-        saved_inv = saved_inv if (saved_inv.numel() or not inv_out.numel()) else inv_out
+        saved_sqrt = saved_sqrt if (_present(saved_sqrt) or plan_args[0] == "ns") else sqrt_out
+        saved_inv = saved_inv if (_present(saved_inv) or not _present(inv_out)) else inv_out
     ctx.save_for_backward(saved_sqrt, saved_inv, aux1, aux2)
     ctx.a_dtype, ctx.n, ctx.plan_args = a.dtype, a.shape[-1], plan_args
+    # Unused outputs get None, not zeros autograd would make as plain tensors (DTensor inputs
+    # cannot mix them with their own); `_backward` passes None on as an empty gradient.
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, grad_sqrt, grad_inv, *unused):
@@ -164,6 +178,18 @@ def _backward(ctx, grad_sqrt, grad_inv, *unused):
 
 
 roots.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _double_backward(ctx, *grads):
+    raise NotImplementedError(
+        "tritonsqrt: double backward (differentiating a gradient taken with create_graph=True, e.g. a "
+        "Hessian or a gradient penalty) is not supported: the backward is a Lyapunov solve / Loewner formula "
+        "without a derivative of its own. Use first-order gradients, or differentiate "
+        "tritonsqrt.reference.eigh_autograd (torch.linalg.eigh with torch's autograd; NaN at repeated eigenvalues)."
+    )
+
+
+roots_backward.register_autograd(_double_backward, setup_context=lambda ctx, inputs, output: None)
 
 
 def matrix_roots(a: torch.Tensor, plan: Plan, outputs: str, eps: float, need_backward: bool):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 import torch
 
 from .coefficients import scaled_ns_schedule
+from .validation import MAX_CONDITION_LIMIT
 
 METHODS = ("auto", "scaled_ns", "ns", "mpa", "mtp", "eigh")
 BACKENDS = ("auto", "torch", "triton")
@@ -59,7 +61,8 @@ class Plan:
 
     @property
     def backward_steps(self) -> tuple[tuple[float, float], ...]:
-        """(a, b) per step of the Lyapunov sign iteration (all iterative methods)."""
+        """(a, b) per step of the Lyapunov sign iteration (the iterative methods but ns, whose
+        backward runs through its own forward steps)."""
         return self.scaled_ns_steps
 
     def matmuls(self, op: str, backward: bool) -> int:
@@ -76,6 +79,11 @@ class Plan:
             n_fwd = {"mtp": self.taylor_degree - 1, "mpa": max(self.pade_degrees) - 1}[self.method]
         if not backward:
             return n_fwd
+        if self.method == "ns":  # `reference.newton_schulz_backward`: recompute, then reverse through it
+            k = len(self.forward_steps)
+            recompute = 1 + 3 * (k - 1) - (1 if k > 1 else 0)
+            reverse = 6 * (k - 1) - (2 if (k > 1 and not inverse) else 0) + 2
+            return n_fwd + recompute + reverse
         extra_forward = 1 if (inverse and self.method in ("mtp", "mpa")) else 0
         rhs = 2 if inverse else 0
         return n_fwd + extra_forward + rhs + 5 * len(self.backward_steps)
@@ -84,7 +92,7 @@ class Plan:
         detail = {
             "mtp": f"degree {self.taylor_degree}",
             "mpa": f"[{self.pade_degrees[0]}, {self.pade_degrees[1]}]",
-            "ns": f"{self.ns_iterations} iterations",
+            "ns": f"iSQRT-COV, {self.ns_iterations} iterations",
             "scaled_ns": f"{len(self.scaled_ns_steps)} minimax steps for condition <= {self.max_condition:g}",
             "eigh": f"eigh in {self.eigh_dtype or self.compute_dtype}".replace("torch.", ""),
         }[self.method]
@@ -110,11 +118,16 @@ def auto_method(device: torch.device | str, n: int, dtype: torch.dtype) -> Plan:
     accurate choice for every dtype). GPU: the scaled Newton–Schulz iteration, whose matrix
     products are what a GPU does best, with the Lyapunov backward.
     """
+    from . import backends  # late import: the kernels are optional
+
     device = torch.device(device)
     compute = compute_dtype_for(dtype)
     if device.type == "cpu":
         return Plan(method="eigh", compute_dtype=compute, n=n, eigh_dtype=torch.float64)
-    return Plan(method="scaled_ns", compute_dtype=compute, n=n)
+    plan = Plan(method="scaled_ns", compute_dtype=compute, n=n)
+    # The backend backend="auto" takes there, so that describe() tells what will run.
+    backend = "torch" if backends.unsupported_reason_on(device, plan, forced=False) else "triton"
+    return dataclasses.replace(plan, backend=backend)
 
 
 def resolve(
@@ -138,25 +151,28 @@ def resolve(
     changes = {}
     if degree is not None:
         if plan.method == "mtp":
-            if not isinstance(degree, int) or degree < 1:
+            if not _is_count(degree):
                 raise ValueError(f"degree: expected a positive int for mtp, got {degree!r}")
-            changes["taylor_degree"] = degree
+            changes["taylor_degree"] = int(degree)
         elif plan.method == "mpa":
-            degrees = (degree, degree) if isinstance(degree, int) else tuple(degree)
-            if len(degrees) != 2 or min(degrees) < 1:
-                raise ValueError(f"degree: expected an int or (num, den) pair >= 1 for mpa, got {degree!r}")
-            changes["pade_degrees"] = degrees
+            degrees = (degree, degree) if _is_count(degree) else degree
+            if not (isinstance(degrees, (tuple, list)) and len(degrees) == 2 and all(map(_is_count, degrees))):
+                raise ValueError(
+                    f"degree: expected a positive int or a (num, den) pair of them for mpa, got {degree!r}")
+            changes["pade_degrees"] = (int(degrees[0]), int(degrees[1]))
         else:
             raise ValueError(f"degree: only for method 'mtp' or 'mpa', not {plan.method!r}")
     if iterations is not None:
         if plan.method != "ns":
             raise ValueError(f"iterations: only for method 'ns', not {plan.method!r}")
-        if not isinstance(iterations, int) or iterations < 1:
+        if not _is_count(iterations):
             raise ValueError(f"iterations: expected a positive int, got {iterations!r}")
-        changes["ns_iterations"] = iterations
+        changes["ns_iterations"] = int(iterations)
     if max_condition is not None:
-        if not max_condition >= 1:
-            raise ValueError(f"max_condition: expected a number >= 1, got {max_condition!r}")
+        # Beyond the limit the 60-step schedule cap leaves it unconverged (validation.py).
+        if isinstance(max_condition, bool) or not isinstance(max_condition, numbers.Real) or not (
+                1 <= max_condition <= MAX_CONDITION_LIMIT):
+            raise ValueError(f"max_condition: expected a number in [1, {MAX_CONDITION_LIMIT:g}], got {max_condition!r}")
         changes["max_condition"] = float(max_condition)
     if precision is not None:
         if precision not in PRECISIONS:
@@ -164,6 +180,11 @@ def resolve(
         changes["precision"] = precision
     changes["backend"] = _choose_backend(a, plan, backend)
     return dataclasses.replace(plan, **changes)
+
+
+def _is_count(value) -> bool:
+    """A positive int (numpy's included), not a bool or a float such as 2.0."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
 def _choose_backend(a: torch.Tensor, plan: Plan, backend: str) -> str:

@@ -4,8 +4,8 @@ This module is the CPU path, the oracle the Triton kernels are tested against an
 competitor the benchmarks time. Functions take a batch `(B, n, n)` of symmetric matrices in
 the compute dtype and never synchronise with the host, so they trace under torch.compile.
 
-Conventions: `norm` is the per-matrix Frobenius norm, shape (B, 1, 1); `hat` quantities are
-divided by it; the scaled-root results are mapped back by `unscale`.
+Conventions: `norm` is the per-matrix Frobenius norm, shape (B, 1, 1) (for ns the trace, as
+iSQRT-COV); `hat` quantities are divided by it; the scaled-root results are mapped back by `unscale`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,31 @@ def symmetrize(a: torch.Tensor) -> torch.Tensor:
     return 0.5 * (a + a.mT)
 
 
+def frobenius_norm(a: torch.Tensor) -> torch.Tensor:
+    """||a||_F per matrix, (B, 1, 1), with no overflow or underflow in the squares.
+
+    The entries are divided by a power of two near the largest before squaring (float32
+    squares overflow from 1e19 and vanish below 1e-23); a power of two divides exactly, so the
+    value is bit for bit the plain one wherever that one is finite and non-zero.
+    """
+    largest = a.abs().amax(dim=(-2, -1), keepdim=True)
+    power = torch.ldexp(torch.ones_like(largest), torch.frexp(largest)[1])  # 1 for 0, inf, NaN
+    return torch.linalg.matrix_norm(a / power, keepdim=True) * power
+
+
 def frobenius_normalize(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (a / ||a||_F, ||a||_F) per matrix. A zero matrix stays zero (no 0/0)."""
-    norm = torch.linalg.matrix_norm(a, keepdim=True)
+    norm = frobenius_norm(a)
     safe = torch.where(norm == 0, torch.ones_like(norm), norm)  # NaN stays NaN
     return a / safe, norm
+
+
+def trace_normalize(a: torch.Tensor) -> torch.Tensor:
+    """Return (a / tr(a), tr(a)) per matrix, tr shaped (B, 1, 1): iSQRT-COV's pre-normalisation
+    (MPNCOV.py of github.com/jiangtaoxie/fast-MPN-COV), used by method "ns". A zero matrix stays zero."""
+    trace = a.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None]
+    safe = torch.where(trace == 0, torch.ones_like(trace), trace)  # NaN stays NaN
+    return a / safe, trace
 
 
 def unscale(root_hat: torch.Tensor, norm: torch.Tensor, inverse: bool) -> torch.Tensor:
@@ -85,7 +105,10 @@ def pade_root(a_hat: torch.Tensor, num_degree: int, den_degree: int, inverse: bo
     p_mat = polynomial(powers, p_coeffs)
     q_mat = polynomial(powers, q_coeffs)
     # P and Q commute (polynomials of one Z), so the order of the solve does not matter.
-    return torch.linalg.solve(p_mat, q_mat) if inverse else torch.linalg.solve(q_mat, p_mat)
+    # A non-finite matrix is solved as I and written back as NaN: LAPACK / cuSOLVER never see it.
+    (left, bad), right = mask_nonfinite(q_mat if not inverse else p_mat), (p_mat if not inverse else q_mat)
+    solved = torch.linalg.solve_ex(left, torch.where(bad, identity_like(right), right))[0]
+    return torch.where(bad | ~torch.isfinite(right).all(-1, keepdim=True).all(-2, keepdim=True), math.nan, solved)
 
 
 def coupled_newton_schulz(a_hat: torch.Tensor, steps, want_inverse: bool = True):
@@ -108,17 +131,87 @@ def coupled_newton_schulz(a_hat: torch.Tensor, steps, want_inverse: bool = True)
     return symmetrize(y), (symmetrize(z) if z is not None else None)
 
 
+def newton_schulz_backward(a_hat: torch.Tensor, trace: torch.Tensor, steps, grad_sqrt, grad_inv) -> torch.Tensor:
+    """dL/dA of method "ns": the derivative of the iteration itself, as iSQRT-COV's backward.
+
+    Forward (iSQRT-COV, Li et al. CVPR 2018): A_hat = A / t, t = tr A; the coupled iteration of
+    `coupled_newton_schulz`; S = sqrt(t) sym(Y_K), Y = sym(Z_K) / sqrt(t). This is reverse mode
+    through exactly those products (the iterates are recomputed from A_hat, not stored), so the
+    gradient is that of the K-step result, not of the exact root (the Lyapunov backward of the
+    other methods). grad_sqrt / grad_inv: dL/dS, dL/dY or None. Returns the symmetric dL/dA.
+    """
+    t = torch.where(trace == 0, torch.ones_like(trace), trace)
+    root_t = t.sqrt()
+    eye = identity_like(a_hat)
+    a0, b0 = steps[0]
+    t0 = a0 * eye + b0 * a_hat
+    # Forward again, keeping (Y_k, Z_k, T_k) for the steps after the first.
+    y, z = a_hat @ t0, t0
+    kept = []
+    for index, (a, b) in enumerate(steps[1:]):
+        t_k = a * eye + b * (z @ y)
+        kept.append((y, z, t_k))
+        last = index == len(steps) - 2  # its Y_K and Z_K only feed the compensation terms below
+        y = y @ t_k if grad_sqrt is not None or not last else None
+        z = t_k @ z if grad_inv is not None or not last else None
+    g_y = symmetrize(grad_sqrt) * root_t if grad_sqrt is not None else None
+    g_z = symmetrize(grad_inv) / root_t if grad_inv is not None else None
+    # d/dt of the compensation factors: S = sqrt(t) S_hat, Y = Z_hat / sqrt(t).
+    d_trace = torch.zeros_like(t)
+    if g_y is not None:
+        d_trace = d_trace + (grad_sqrt * symmetrize(y)).sum((-2, -1), keepdim=True) / (2 * root_t)
+    if g_z is not None:
+        d_trace = d_trace - (grad_inv * symmetrize(z)).sum((-2, -1), keepdim=True) / (2 * t * root_t)
+    g_y = g_y if g_y is not None else torch.zeros_like(a_hat)
+    for (y_k, z_k, t_k), (_, b) in zip(reversed(kept), reversed(steps[1:])):
+        # Y' = Y T, Z' = T Z, T = a I + b Z Y.
+        g_t = y_k.mT @ g_y
+        g_y_next = g_y @ t_k.mT
+        g_z_next = None
+        if g_z is not None:
+            g_t = g_t + g_z @ z_k.mT
+            g_z_next = t_k.mT @ g_z
+        g_m = b * g_t
+        g_z = g_m @ y_k.mT + (g_z_next if g_z_next is not None else 0)
+        g_y = g_y_next + z_k.mT @ g_m
+    # Y_1 = A_hat T_0, Z_1 = T_0 = a I + b A_hat.
+    g_t0 = a_hat.mT @ g_y + (g_z if g_z is not None else 0)
+    g_a_hat = g_y @ t0.mT + b0 * g_t0
+    d_trace = d_trace - (g_a_hat * a_hat).sum((-2, -1), keepdim=True) / t
+    return symmetrize(g_a_hat / t + d_trace * eye)
+
+
 def eigh_roots(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(sqrt, inv_sqrt, eigenvalues clamped at 0, eigenvectors) by eigendecomposition."""
+    """(sqrt, inv_sqrt, eigenvalues clamped at 0, eigenvectors) by eigendecomposition.
+
+    A matrix with a NaN or Inf gives NaN in all four for that matrix only. The inverse root
+    treats eigenvalues below the rounding level of the largest (eps * lambda_max, eps of the
+    dtype) as that level: a singular positive semidefinite matrix gives a large finite
+    inverse root, never inf * 0 = NaN; the zero matrix gives diag(+inf).
+    """
+    a, bad = mask_nonfinite(a)
     evals, evecs = torch.linalg.eigh(a)
     evals = evals.clamp_min(0)
     root = evals.sqrt()
     sqrt_mat = (evecs * root.unsqueeze(-2)) @ evecs.mT
-    inv_mat = (evecs * root.reciprocal().unsqueeze(-2)) @ evecs.mT
+    floor = evals.amax(dim=-1, keepdim=True) * torch.finfo(evals.dtype).eps
+    inv_mat = (evecs * evals.clamp_min(floor).rsqrt().unsqueeze(-2)) @ evecs.mT
     # The zero matrix: diag(+inf) as in `unscale`, not inf * 0 = NaN.
     all_zero = (evals == 0).all(dim=-1).reshape(*evals.shape[:-1], 1, 1)
     inv_mat = torch.where(all_zero, infinite_identity_like(inv_mat), inv_mat)
-    return sqrt_mat, inv_mat, evals, evecs
+    nan = math.nan
+    return (torch.where(bad, nan, sqrt_mat), torch.where(bad, nan, inv_mat), torch.where(bad[..., 0], nan, evals),
+            torch.where(bad, nan, evecs))
+
+
+def mask_nonfinite(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a with each matrix holding a NaN or Inf replaced by I, which ones (B, 1, 1)).
+
+    LAPACK and cuSOLVER fail the whole batch on one such matrix (`eigh` raises for 3 <= n <= 25
+    on CPU); callers pass the masked batch and write NaN back with torch.where, no host sync.
+    """
+    bad = ~torch.isfinite(a).all(dim=-1, keepdim=True).all(dim=-2, keepdim=True)
+    return torch.where(bad, identity_like(a), a), bad
 
 
 # ---------------------------------------------------------------------------------------
@@ -216,8 +309,9 @@ def official_lya(a: torch.Tensor, method: str = "mpa", inverse: bool = False) ->
 
 
 def isqrt_cov_newton_schulz(a: torch.Tensor, iterations: int = 5, inverse: bool = False) -> torch.Tensor:
-    """iSQRT-COV style: trace-free Frobenius scale, classical coupled NS, autograd backward."""
-    a_hat, norm = frobenius_normalize(a)
+    """iSQRT-COV (MPNCOV.py `Sqrtm`): trace pre-normalisation, classical coupled NS, sqrt(trace)
+    post-compensation, autograd through the iteration (what its hand-written backward computes)."""
+    a_hat, norm = trace_normalize(a)
     root_sqrt, root_inv = coupled_newton_schulz(a_hat, [(1.5, -0.5)] * iterations, want_inverse=inverse)
     return unscale(root_inv if inverse else root_sqrt, norm, inverse)
 
@@ -228,4 +322,14 @@ def eigh_autograd(a: torch.Tensor, inverse: bool = False) -> torch.Tensor:
     power = evals.clamp_min(0).sqrt()
     if inverse:
         power = power.reciprocal()
+    return (evecs * power.unsqueeze(-2)) @ evecs.mT
+
+
+def eigh_inverse_root(a: torch.Tensor, p: int) -> torch.Tensor:
+    """Competitor for Shampoo's preconditioners: A^(-1/p) by eigh in A's dtype and a power of
+    the eigenvalues, the eigendecomposition route of Distributed Shampoo's `matrix_inverse_root`
+    (its epsilon is the caller's). Eigenvalues are clamped at the smallest normal number, so a
+    singular block gives a large finite root rather than Inf."""
+    evals, evecs = torch.linalg.eigh(a)
+    power = evals.clamp_min(torch.finfo(evals.dtype).tiny).pow(-1.0 / p)
     return (evecs * power.unsqueeze(-2)) @ evecs.mT

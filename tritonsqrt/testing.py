@@ -46,6 +46,26 @@ def exact_gradients(a: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, 
     return g_sqrt, g_inv
 
 
+def exact_power(a: torch.Tensor, power: float) -> torch.Tensor:
+    """A^power by float64 eigh of the (already rounded) input (inverse roots: power = -1/p)."""
+    evals, evecs = torch.linalg.eigh(a.double())
+    return (evecs * evals.clamp_min(0).pow(power).unsqueeze(-2)) @ evecs.mT
+
+
+def exact_power_gradient(a: torch.Tensor, grad: torch.Tensor, power: float) -> torch.Tensor:
+    """Gradient of <G, A^power> in float64: the eigenbasis times the divided differences of
+    l^power, written as (l_i^power - l_j^power) / (l_i - l_j) = l_j^power expm1(power t) /
+    (l_j expm1(t)), t = log(l_i / l_j), which stays accurate when l_i is close to l_j."""
+    evals, evecs = torch.linalg.eigh(a.double())
+    log_l = evals.log()
+    t = log_l.unsqueeze(-1) - log_l.unsqueeze(-2)
+    near = t.abs() < 1e-8
+    safe_t = torch.where(near, torch.ones_like(t), t)
+    ratio = torch.where(near, torch.full_like(t, power), torch.expm1(power * safe_t) / torch.expm1(safe_t))
+    loewner = ratio * (evals.pow(power - 1)).unsqueeze(-2)
+    return evecs @ ((evecs.mT @ grad.double() @ evecs) * loewner) @ evecs.mT
+
+
 def relative_error(result: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
     """Relative Frobenius error per matrix (float64)."""
     exact = exact.double()
@@ -58,13 +78,21 @@ def random_symmetric(batch: int, n: int, seed: int = 1, dtype=torch.float32, dev
     return (0.5 * (g + g.mT)).to(dtype=dtype, device=device)
 
 
-def measure(fn, a: torch.Tensor, grad: torch.Tensor, inverse: bool) -> tuple[float, float]:
-    """Worst relative (forward, gradient) error of fn(A) over the batch against float64 eigh."""
+def measure(fn, a: torch.Tensor, grad: torch.Tensor, inverse: bool, p: int = 2) -> tuple[float, float]:
+    """Worst relative (forward, gradient) error of fn(A) over the batch against float64 eigh.
+
+    fn computes A^(1/p), or A^(-1/p) when `inverse` (p = 2: the square roots).
+    """
     a_in = a.detach().clone().requires_grad_(True)
     out = fn(a_in)
     (g,) = torch.autograd.grad(out, a_in, grad.to(out.dtype))
-    exact_sqrt, exact_inv = exact_roots(a)
-    g_sqrt, g_inv = exact_gradients(a, grad)
-    fwd = relative_error(out.detach(), exact_inv if inverse else exact_sqrt)
-    bwd = relative_error(g.detach(), g_inv if inverse else g_sqrt)
+    if p == 2:
+        exact_sqrt, exact_inv = exact_roots(a)
+        g_sqrt, g_inv = exact_gradients(a, grad)
+        exact, exact_grad = (exact_inv, g_inv) if inverse else (exact_sqrt, g_sqrt)
+    else:
+        power = -1.0 / p if inverse else 1.0 / p
+        exact, exact_grad = exact_power(a, power), exact_power_gradient(a, grad, power)
+    fwd = relative_error(out.detach(), exact)
+    bwd = relative_error(g.detach(), exact_grad)
     return float(fwd.max()), float(bwd.max())

@@ -84,18 +84,59 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
         with _device_guard(a):
             w = new()
             partials = torch.empty((batch, tiled.partial_count(n)), dtype=compute, device=a.device)
-            tiled.prepare_forward(a, eps, w, partials)
-            if plan.method in ("ns", "scaled_ns"):
+            work, root_power = _prescaled(a, eps, compute)
+            tiled.prepare_forward(work, 0.0, w, partials)
+            if plan.method == "ns":  # iSQRT-COV: divide by tr W (a torch reduction), no S to save
+                norm.copy_(w.diagonal(dim1=-2, dim2=-1).sum(-1).reshape(batch, 1, 1))
+                a_hat_saved = w / torch.where(norm == 0, torch.ones_like(norm), norm) if need_backward else None
+                sqrt_t = _Targets(sqrt_t.out, None)
+                inv_t = _Targets(inv_t.out, inv_t.saved)
+                _newton_schulz(tiled, w, partials, norm, plan, sqrt_t, inv_t, trace_norm=True)
+            elif plan.method == "scaled_ns":
                 _newton_schulz(tiled, w, partials, norm, plan, sqrt_t, inv_t)
             else:
                 _expansion(tiled, w, partials, norm, plan, sqrt_t, inv_t, need_backward)
+            _unprescale(root_power, norm, sqrt_t, inv_t)
     saved = ()
     if need_backward:
-        saved = (sqrt_t.saved, norm, inv_t.saved) if want_inv else (sqrt_t.saved, norm)
+        if plan.method == "ns":  # its backward runs through the iteration from A / tr A (torch_path)
+            a_hat = a_hat_saved if batch else torch.empty((0, n, n), dtype=compute, device=a.device)
+            saved = (a_hat, norm, inv_t.saved) if want_inv else (a_hat, norm)
+        else:
+            saved = (sqrt_t.saved, norm, inv_t.saved) if want_inv else (sqrt_t.saved, norm)
     return sqrt_t.out, inv_t.out, saved
 
 
-def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets) -> None:
+def _prescaled(a: torch.Tensor, eps: float, compute: torch.dtype):
+    """((a + eps I) / p^2, p) with p a power of two per matrix near sqrt of the largest entry.
+
+    The tiled kernels square raw entries (the norm's partial sums, the first product W W), which
+    overflows from 1e19 in float32 and vanishes below 1e-23; a power of four divides exactly and
+    the roots scale by p exactly, so ordinary inputs give the same bits. eps joins here, since
+    it must be divided by the same p^2 (the kernels then get eps = 0).
+    """
+    largest = a.abs().amax(dim=(-2, -1), keepdim=True).to(compute).clamp_min(abs(eps))
+    root_power = torch.ldexp(torch.ones_like(largest), torch.div(torch.frexp(largest)[1], 2, rounding_mode="floor"))
+    work = a.to(compute)
+    if eps:
+        work = work + eps * torch.eye(work.shape[-1], dtype=compute, device=work.device)
+    return work / (root_power * root_power), root_power
+
+
+def _unprescale(root_power: torch.Tensor, norm: torch.Tensor, sqrt_t: _Targets, inv_t: _Targets) -> None:
+    """Undo `_prescaled` in place: S * p, Y / p, the norm * p^2 (each distinct tensor once)."""
+    norm.mul_(root_power * root_power)
+    done = []
+    for tensor, inverse in ((sqrt_t.out, False), (sqrt_t.saved, False), (inv_t.out, True), (inv_t.saved, True)):
+        if tensor is None or any(tensor is seen for seen in done):
+            continue
+        factor = root_power.to(tensor.dtype)
+        tensor.div_(factor) if inverse else tensor.mul_(factor)
+        done.append(tensor)
+
+
+def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets,
+                   trace_norm: bool = False) -> None:
     """`reference.coupled_newton_schulz` + unscale: step 0 from W, then M = Z Y and (Y', Z') per step."""
     steps = plan.forward_steps
     table = tiled.coefficient_table(steps, w.dtype, w.device)
@@ -103,22 +144,22 @@ def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t
     if len(steps) == 1:
         tiled.newton_schulz_step(w, None, w, table, 0, norm, partials, y_out=sqrt_t.out, y_saved=sqrt_t.saved,
                                  z_out=inv_t.out, z_saved=inv_t.saved, update_y=sqrt_t.needed,
-                                 update_z=inv_t.needed, unscale=True, precision=precision)
+                                 update_z=inv_t.needed, unscale=True, precision=precision, trace_norm=trace_norm)
         return
     y, z, m = torch.empty_like(w), torch.empty_like(w), torch.empty_like(w)
     tiled.newton_schulz_step(w, None, w, table, 0, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
-                             unscale=False, precision=precision)
+                             unscale=False, precision=precision, trace_norm=trace_norm)
     y_next, z_next = w, torch.empty_like(w)  # W is not read again: its buffer takes the next Y
     for step in range(1, len(steps)):
         tiled.product(z, y, m, symmetric=False, precision=precision)
         if step < len(steps) - 1:
             tiled.newton_schulz_step(y, z, m, table, step, norm, y_out=y_next, z_out=z_next, update_y=True,
-                                     update_z=True, unscale=False, precision=precision)
+                                     update_z=True, unscale=False, precision=precision, trace_norm=trace_norm)
             y, y_next, z, z_next = y_next, y, z_next, z
         else:  # the last Z update only for the inverse, the last Y only when S is wanted or saved
             tiled.newton_schulz_step(y, z, m, table, step, norm, y_out=sqrt_t.out, y_saved=sqrt_t.saved,
                                      z_out=inv_t.out, z_saved=inv_t.saved, update_y=sqrt_t.needed,
-                                     update_z=inv_t.needed, unscale=True, precision=precision)
+                                     update_z=inv_t.needed, unscale=True, precision=precision, trace_norm=trace_norm)
 
 
 def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets, need_backward: bool) -> None:
@@ -167,8 +208,8 @@ def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _T
     first_sum, second_sum = sums_in
     if pade:
         # P and Q commute, so Q^-1 P and P^-1 Q are the roots; solve_ex does not check (no sync).
-        sqrt_hat = torch.linalg.solve_ex(second_sum, first_sum)[0] if (sqrt_t.out is not None or not want_inv) else None
-        inv_hat = torch.linalg.solve_ex(first_sum, second_sum)[0] if want_inv else None
+        sqrt_hat = _masked_solve(second_sum, first_sum) if (sqrt_t.out is not None or not want_inv) else None
+        inv_hat = _masked_solve(first_sum, second_sum) if want_inv else None
     else:
         sqrt_hat, inv_hat = None, second_sum
     sqrt_out = sqrt_t if sqrt_hat is not None else _Targets(None, None)
@@ -179,10 +220,26 @@ def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _T
                       precision=plan.precision)
 
 
+def _masked_solve(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """left^-1 right with each non-finite pair solved as I and written back as NaN: cuSOLVER
+    never sees a NaN matrix (`reference.mask_nonfinite`)."""
+    from .reference import mask_nonfinite
+
+    (safe_left, bad_left), (safe_right, bad_right) = mask_nonfinite(left), mask_nonfinite(right)
+    bad = bad_left | bad_right
+    eye = torch.eye(left.shape[-1], dtype=left.dtype, device=left.device)
+    solved = torch.linalg.solve_ex(torch.where(bad, eye, safe_left), safe_right)[0]
+    return torch.where(bad, float("nan"), solved)
+
+
 def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
     """dL/dA from dL/dS and/or dL/dY (either may be None), as `torch_path.roots_backward`."""
     if plan.method not in TILED_METHODS:
         raise ValueError(f"tiled_path: plan.method: expected one of {', '.join(TILED_METHODS)}, got {plan.method!r}")
+    if plan.method == "ns":  # torch products through its iteration (no tiled kernel for that yet)
+        from . import torch_path
+
+        return torch_path.roots_backward(plan, saved, grad_sqrt, grad_inv)
     tiled = _kernels()
     s_mat, norm = saved[0].contiguous(), saved[1].contiguous()
     if s_mat.shape[0] == 0 or (grad_sqrt is None and grad_inv is None):

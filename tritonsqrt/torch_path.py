@@ -5,13 +5,17 @@ The autograd functions call `roots_forward` / `roots_backward` here or their Tri
 only in where the arithmetic runs.
 
 Saved for backward: eigh saves (eigenvalues, eigenvectors); the iterative methods save the
-square root S and the per-matrix norm, plus the inverse root Y when the inverse is an output.
+square root S and the per-matrix norm, plus the inverse root Y when the inverse is an output;
+ns (differentiated through its iteration) saves A / tr A in place of S and the trace as the norm.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
+from . import emulation
 from . import reference as ref
 from .plan import Plan
 
@@ -26,7 +30,8 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
     if eps:
         work = work + eps * ref.identity_like(work)
     cast = lambda t: t.to(a.dtype) if t is not None else None  # noqa: E731
-    sqrt_mat, inv_mat, saved = _roots(work, plan, want_sqrt, want_inv, need_backward)
+    with _products_at_kernel_precision(plan):
+        sqrt_mat, inv_mat, saved = _roots(work, plan, want_sqrt, want_inv, need_backward)
     return cast(sqrt_mat), cast(inv_mat), saved
 
 
@@ -36,8 +41,16 @@ def _roots(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, need_ba
         saved = (evals, evecs) if need_backward else ()
         return sqrt_mat if want_sqrt else None, inv_mat if want_inv else None, saved
 
+    if plan.method == "ns":  # iSQRT-COV: trace pre-normalisation, backward through the iteration
+        a_hat, trace = ref.trace_normalize(a)
+        sqrt_hat, inv_hat = ref.coupled_newton_schulz(a_hat, plan.forward_steps, want_inverse=want_inv)
+        sqrt_mat = ref.unscale(sqrt_hat, trace, inverse=False)
+        inv_mat = ref.unscale(inv_hat, trace, inverse=True) if want_inv else None
+        saved = ((a_hat, trace, inv_mat) if want_inv else (a_hat, trace)) if need_backward else ()
+        return sqrt_mat if want_sqrt else None, inv_mat, saved
+
     a_hat, norm = ref.frobenius_normalize(a)
-    if plan.method in ("ns", "scaled_ns"):
+    if plan.method == "scaled_ns":
         sqrt_hat, inv_hat = ref.coupled_newton_schulz(a_hat, plan.forward_steps, want_inverse=want_inv)
         sqrt_mat = ref.unscale(sqrt_hat, norm, inverse=False)
         inv_mat = ref.unscale(inv_hat, norm, inverse=True) if want_inv else None
@@ -55,6 +68,23 @@ def _roots(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, need_ba
     return sqrt_mat if want_sqrt else None, inv_mat, saved
 
 
+def newton_schulz_saved(a: torch.Tensor, eps: float, trace: torch.Tensor, inv_out, plan: Plan) -> tuple:
+    """What ns's backward keeps when a kernel ran the forward: (A / tr A, tr A[, Y]) in the
+    compute dtype, tr A being the kernel's own (element-wise torch ops, no product, no sync)."""
+    work = ref.symmetrize(a.to(plan.compute_dtype))
+    if eps:
+        work = work + eps * ref.identity_like(work)
+    a_hat = work / torch.where(trace == 0, torch.ones_like(trace), trace)
+    inv = inv_out.to(plan.compute_dtype) if inv_out is not None else None
+    return (a_hat, trace, inv) if inv is not None else (a_hat, trace)
+
+
+def _products_at_kernel_precision(plan: Plan):
+    """The Triton kernels' `tl.dot` input precision, emulated (`tritonsqrt.emulation`) for every
+    product of the iterative methods; eigh has no kernel and stays in full precision."""
+    return emulation.products_at("ieee" if plan.method == "eigh" else plan.precision)
+
+
 def _expansion(a_hat: torch.Tensor, plan: Plan, inverse: bool) -> torch.Tensor:
     if plan.method == "mtp":
         return ref.taylor_root(a_hat, plan.taylor_degree, inverse)
@@ -63,6 +93,9 @@ def _expansion(a_hat: torch.Tensor, plan: Plan, inverse: bool) -> torch.Tensor:
 
 def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
     """dL/dA from dL/dS and/or dL/dY (either may be None), for the symmetric input A."""
+    if plan.precision != "ieee" and plan.method != "eigh":  # products at the kernels' precision
+        with _products_at_kernel_precision(plan):
+            return roots_backward(dataclasses.replace(plan, precision="ieee"), saved, grad_sqrt, grad_inv)
     if plan.method == "eigh":
         evals, evecs = saved
         grad = torch.zeros_like(evecs)
@@ -71,6 +104,11 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
         if grad_inv is not None:
             grad = grad + ref.loewner_backward(evals, evecs, ref.symmetrize(grad_inv.to(evecs.dtype)), True)
         return ref.symmetrize(grad)
+
+    if plan.method == "ns":  # saved: (A / tr A, tr A); no Lyapunov solve
+        a_hat, trace = saved[0], saved[1]
+        cast = lambda g: g.to(a_hat.dtype) if g is not None else None  # noqa: E731
+        return ref.newton_schulz_backward(a_hat, trace, plan.forward_steps, cast(grad_sqrt), cast(grad_inv))
 
     sqrt_mat, norm = saved[0], saved[1]
     rhs = ref.symmetrize(grad_sqrt.to(sqrt_mat.dtype)) if grad_sqrt is not None else torch.zeros_like(sqrt_mat)

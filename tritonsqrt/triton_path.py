@@ -3,8 +3,9 @@
 The twin of `tritonsqrt.torch_path`: same arguments, same results, same saved tensors, so
 the custom op in `ops.py` calls either. Each forward is one launch of
 `kernels/fused_roots.py` (it reads A through its strides and does the symmetrisation, the eps
-shift and the upcast itself); each backward one launch of `kernels/fused_lyapunov.py`.
-eigh has no kernel (`backends.kernel_methods`); a plan for it is passed to the torch path.
+shift and the upcast itself); each backward one launch of `kernels/fused_lyapunov.py` (ns:
+torch products through its iteration, as `torch_path`). eigh has no kernel
+(`backends.kernel_methods`); a plan for it is passed to the torch path.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
         out = fused_roots.taylor_roots(a, plan.taylor_degree, **common)
     elif plan.method == "mpa":
         out = fused_roots.pade_roots(a, *plan.pade_degrees, **common)
-    elif plan.method in ("ns", "scaled_ns"):
+    elif plan.method == "ns":  # iSQRT-COV: trace norm; the backward runs through the iteration
+        out = fused_roots.newton_schulz_roots(a, plan.forward_steps, **common, trace_norm=True)
+        saved = torch_path.newton_schulz_saved(a, eps, out.norm, out.saved_inv, plan) if need_backward else ()
+        return out.sqrt, out.inv, saved
+    elif plan.method == "scaled_ns":
         out = fused_roots.newton_schulz_roots(a, plan.forward_steps, **common)
     else:
         raise ValueError(f"plan.method: no Triton kernel for {plan.method!r}")
@@ -44,7 +49,7 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
 
 def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
     """dL/dA from dL/dS and/or dL/dY (either may be None), in the compute dtype."""
-    if plan.method == "eigh":
+    if plan.method in ("eigh", "ns"):  # ns: torch products through the iteration (no kernel yet)
         return torch_path.roots_backward(plan, saved, grad_sqrt, grad_inv)
     from .kernels.fused_lyapunov import lyapunov_backward
 

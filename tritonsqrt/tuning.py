@@ -30,6 +30,7 @@ import datetime
 import hashlib
 import inspect
 import json
+import math
 import os
 import re
 import tempfile
@@ -146,10 +147,10 @@ def entry_id(kernel_name: str, source_hash: str, key: dict) -> str:
 
 def cache_dir() -> Path:
     explicit = os.environ.get("TRITONSQRT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tritonsqrt"
+    if explicit:  # "~/x" is the home's x, as a shell would have it, not a folder named "~"
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(base).expanduser() / "tritonsqrt"
 
 
 def cache_path(gpu: str | None = None) -> Path:
@@ -180,8 +181,9 @@ def load_entries(path: Path, gpu: str, triton: str | None = None) -> dict:
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
-    except (OSError, ValueError) as error:
-        _warn(f"ignoring unreadable tuning file {path} ({error}); it will be rebuilt")
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: absurdly nested JSON
+        _warn(f"ignoring unreadable tuning file {path} ({type(error).__name__}: {str(error)[:200]}); "
+              "it will be rebuilt")
         return {}
     problem = _foreign(data, gpu, triton)
     if problem:
@@ -213,7 +215,15 @@ def _foreign(data, gpu: str, triton: str | None) -> str | None:
 def _valid_entry(entry) -> bool:
     return (isinstance(entry, dict) and isinstance(entry.get("kernel"), str)
             and isinstance(entry.get("source_hash"), str) and isinstance(entry.get("key"), dict)
-            and isinstance(entry.get("config"), dict))
+            and isinstance(entry.get("config"), dict) and _valid_time(entry.get("time_ms")))
+
+
+def _valid_time(time_ms) -> bool:
+    """None or a finite number >= 0 (warmup prints it as a number)."""
+    if time_ms is None:
+        return True
+    return (isinstance(time_ms, (int, float)) and not isinstance(time_ms, bool) and math.isfinite(time_ms)
+            and time_ms >= 0)
 
 
 def _warn(message: str) -> None:
@@ -251,12 +261,17 @@ def _file_lock(path: Path):
     except ImportError:  # no flock (Windows): the rename is still atomic, a concurrent entry may be lost
         yield
         return
-    with open(str(path) + ".lock", "a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
+    # The lock is the folder itself: no FILE.lock is left behind, and no lock file can be a
+    # symlink that makes us create a file elsewhere. Writers of any file in it take turns.
+    folder = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
+            fcntl.flock(folder, fcntl.LOCK_UN)
+    finally:
+        os.close(folder)
 
 
 def _stored(kind: str, gpu: str) -> dict:
@@ -269,7 +284,7 @@ def _stored(kind: str, gpu: str) -> dict:
     cached = _stores.get((kind, str(path)))
     if cached is None or cached[0] != mtime:
         # Shipped configs hold for any Triton version; the user's cache is per version (its name).
-        entries = load_entries(path, gpu, None if kind == "package" else triton_version()) if mtime else {}
+        entries = {} if mtime is None else load_entries(path, gpu, None if kind == "package" else triton_version())
         cached = (mtime, entries)
         _stores[(kind, str(path))] = cached
     return cached[1]
@@ -319,6 +334,8 @@ def select_config(kernel_name: str, source_hash: str, key: dict, candidates: lis
     """
     if not candidates:
         raise ValueError(f"select_config: {kernel_name}: candidates: expected at least one config")
+    if len(candidates) == 1:  # nothing to choose, so no file is read (the interpreter's fused kernels)
+        return _emit(kernel_name, key, candidates[0], None, "single", None)
     gpu = device_name(device)
     eid = entry_id(kernel_name, source_hash, key)
     with _lock:
@@ -334,8 +351,6 @@ def select_config(kernel_name: str, source_hash: str, key: dict, candidates: lis
             _memory[(gpu, eid)] = entry
     if entry is not None:
         return _emit(kernel_name, key, entry["config"], entry.get("time_ms"), source, entry)
-    if len(candidates) == 1:  # nothing to choose (the interpreter's fused kernels, a pruned space)
-        return _emit(kernel_name, key, candidates[0], None, "single", None)
     if not tuning_allowed():
         return _emit(kernel_name, key, candidates[0], None, "default", None)
 

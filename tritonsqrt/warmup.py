@@ -18,26 +18,30 @@ import time
 import torch
 
 from . import backends, tuning
+from .commands import args as arg_types
 from .plan import Plan, auto_method, compute_dtype_for
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 OPS = ("sqrtm", "inv_sqrtm", "sqrtm_and_inv_sqrtm")
+WARMUP_METHODS = ("auto", "scaled_ns", "ns", "mpa", "mtp")
 GPU_SIZES = "16,32,64,128,256,512,1024"
 # Under the interpreter every program runs in Python: one tile per matrix keeps a run to a minute.
 INTERPRETER_SIZES = "20"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--sizes", default=None,
+    parser.add_argument("--sizes", type=arg_types.positive_ints_text, default=None,
                         help=f"matrix sizes n, comma-separated (default {GPU_SIZES}; {INTERPRETER_SIZES} "
                              "under TRITON_INTERPRET=1)")
-    parser.add_argument("--dtypes", default="float32", help=f"input dtypes, comma-separated ({', '.join(DTYPES)})")
-    parser.add_argument("--ops", default="sqrtm,inv_sqrtm", help=f"ops, comma-separated ({', '.join(OPS)})")
-    parser.add_argument("--methods", default="auto",
+    parser.add_argument("--dtypes", type=arg_types.names_from(DTYPES), default="float32",
+                        help=f"input dtypes, comma-separated ({', '.join(DTYPES)})")
+    parser.add_argument("--ops", type=arg_types.names_from(OPS), default="sqrtm,inv_sqrtm",
+                        help=f"ops, comma-separated ({', '.join(OPS)})")
+    parser.add_argument("--methods", type=arg_types.names_from(WARMUP_METHODS), default="auto",
                         help="methods, comma-separated (default auto: what method='auto' picks on a GPU)")
     parser.add_argument("--backward", action="store_true", help="also run and tune the backward")
-    parser.add_argument("--batch", type=int, default=8, help="matrices per call (default 8)")
-    parser.add_argument("--export", default=None, metavar="FILE",
+    parser.add_argument("--batch", type=arg_types.positive_int, default=8, help="matrices per call (default 8)")
+    parser.add_argument("--export", type=arg_types.writable_file, default=None, metavar="FILE",
                         help="write the configs used to FILE in the package-data format")
 
 
@@ -78,7 +82,7 @@ def main(args) -> int:
               "or set TRITON_INTERPRET=1 to run the whole mechanism on CPU at tiny sizes.", file=sys.stderr)
         return 2
     if not backends.triton_available():
-        print("tritonsqrt warmup: Triton is not installed; nothing to compile.", file=sys.stderr)
+        print(f"tritonsqrt warmup: {backends.triton_import_problem()}; nothing to compile.", file=sys.stderr)
         return 2
     if args.batch < 1:
         print(f"tritonsqrt warmup: --batch: expected a positive int, got {args.batch}", file=sys.stderr)
@@ -87,7 +91,7 @@ def main(args) -> int:
         sizes = _sizes(args.sizes or (INTERPRETER_SIZES if device.type == "cpu" else GPU_SIZES))
         dtypes = _split(args.dtypes, DTYPES, "--dtypes")
         ops = _split(args.ops, OPS, "--ops")
-        methods = _split(args.methods, ("auto", "scaled_ns", "ns", "mpa", "mtp"), "--methods")
+        methods = _split(args.methods, WARMUP_METHODS, "--methods")
     except ValueError as error:
         print(f"tritonsqrt {error}", file=sys.stderr)
         return 2
@@ -117,7 +121,12 @@ def main(args) -> int:
     _print_summary(rows, elapsed, paths)
     if args.export:
         entries = {tuning.entry_id(e.kernel, e.entry["source_hash"], e.key): e.entry for _, e in rows if e.entry}
-        tuning.write_entries(args.export, entries, gpu, merge=False)
+        try:
+            tuning.write_entries(args.export, entries, gpu, merge=False)
+        except OSError as error:
+            print(f"tritonsqrt warmup: --export: cannot write {args.export!r}: {error.strerror or error}",
+                  file=sys.stderr)
+            return 2
         print(f"exported {len(entries)} configs to {args.export}")
     return 0
 

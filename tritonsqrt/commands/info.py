@@ -7,14 +7,22 @@ import platform
 import torch
 
 from .. import __version__
-from ..backends import triton_available, triton_unsupported_reason
-from ..plan import resolve
+from ..backends import kernel_family, triton_available, unsupported_reason_on
+from ..plan import auto_method
+from . import args as arg_types
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--device", default=None, help="device to describe (default: cuda if present, else cpu)")
-    parser.add_argument("--n", type=int, nargs="*", default=[16, 64, 256, 1024], help="matrix sizes to describe")
+    parser.add_argument("--device", type=arg_types.device, default=None,
+                        help="device to describe (default: cuda if present, else cpu)")
+    parser.add_argument("--n", type=arg_types.positive_int, nargs="*", default=[16, 64, 256, 1024], help="matrix sizes to describe")
     parser.add_argument("--dtype", default="float32", choices=["float16", "bfloat16", "float32", "float64"])
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type != "cuda":
+        return platform.processor() or device.type
+    return torch.cuda.get_device_name(device)  # --device accepts cuda only with a GPU present
 
 
 def main(args) -> int:
@@ -26,13 +34,16 @@ def main(args) -> int:
 
         triton_version = triton.__version__
     print(f"tritonsqrt {__version__}  torch {torch.__version__}  triton {triton_version}  python {platform.python_version()}")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device: {device} ({name})  dtype: {args.dtype}")
+    print(f"device: {device} ({_device_name(device)})  dtype: {args.dtype}")
+    reasons: dict[str, list[int]] = {}  # each reason once, with the sizes it applies to
     for n in args.n:
-        probe = torch.empty(0, n, n, dtype=dtype, device=device)
-        plan = resolve(probe, "auto", "auto")
-        why = triton_unsupported_reason(probe, plan, forced=False)
-        note = f"  (torch because {why})" if why else ""
+        plan = auto_method(device, n, dtype)
+        where = f" ({kernel_family(n)} kernels)" if plan.backend == "triton" else ""
         for op in ("sqrtm", "inv_sqrtm"):
-            print(f"  n={n:<5} {op:<10} auto -> {plan.describe()}{note}")
+            print(f"  n={n:<5} {op:<10} auto -> {plan.describe()}{where}")
+        why = unsupported_reason_on(device, plan, forced=False)
+        if why:
+            reasons.setdefault(why, []).append(n)
+    for why, sizes in reasons.items():
+        print(f"torch path for n = {', '.join(map(str, sizes))}: {why}")
     return 0

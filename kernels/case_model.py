@@ -1,0 +1,152 @@
+"""Modeled GPU time of each bench case (perf/cases.py): the launches `method="auto"` (scaled
+Newton–Schulz) makes, each timed by `perf_model.launch_us` from its compiled kernel.
+
+The launch sequence is the one of the library's launchers:
+- n <= 64 (fused): forward one `roots_forward[ns]` launch over ceil(B / MATRICES) programs,
+  running the plan's forward steps; backward one `lyapunov_backward` launch, B programs, the
+  backward steps. Among the tuning candidates the model takes its own fastest (what the tuner
+  should find, if the model is right).
+- n > 64 (tiled, `tritonsqrt/tiled_path.py`): forward `prepare_forward`, the first
+  Newton–Schulz step, then per further step a full product and a step; backward
+  `prepare_backward`, for the inverse root two products, then per step `lyapunov_products` and
+  `lyapunov_update`; product kernels over cdiv(n, BLOCK)^2 x B programs. The config is the
+  first of the autotune space (a cold tuning cache), not tuned.
+
+Floor (perf/floor.py, DESIGN.md section 6) with the GPU's published rates: bytes over memory
+bandwidth or FLOPs over the product rate of the precision, plus one launch latency a kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import perf_model
+from .hardware import Gpu
+
+FUSED_LIMIT = 64  # tritonsqrt.backends.max_kernel_n()
+ELEMENTWISE_BLOCK = 32  # kernels/tiled.py
+
+
+def _plan(n: int):
+    from tritonsqrt.plan import Plan
+
+    return Plan(method="scaled_ns", compute_dtype=torch.float32, n=n)
+
+
+def needed_specs(n: int, precision: str) -> list[tuple[str, int, dict]]:
+    """(module name, index in its compile_specs list, spec) of every kernel the model of a
+    size-n case may launch (float32 compute)."""
+    from . import fused_lyapunov, fused_roots, tiled
+
+    if n <= FUSED_LIMIT:
+        forward = [(i, s) for i, s in enumerate(fused_roots.compile_specs(n, "float32"))
+                   if s["name"].startswith("roots_forward[ns,") and s["constexprs"]["PRECISION"] == precision]
+        backward = [(i, s) for i, s in enumerate(fused_lyapunov.compile_specs(n, "float32"))
+                    if s["constexprs"]["PRECISION"] == precision]
+        return [("tritonsqrt.kernels.fused_roots", i, s) for i, s in forward] + \
+               [("tritonsqrt.kernels.fused_lyapunov", i, s) for i, s in backward]
+    chosen, seen = [], set()
+    prefixes = {prefix for prefix, _, _ in _launch_plan(n, 1, "inv_sqrtm", backward=True)}
+    for index, spec in enumerate(tiled.compile_specs(n, "float32")):
+        variant = spec["name"].split("BLOCK=")[0]  # kernel and flags: the first config of each
+        if spec["constexprs"].get("PRECISION", precision) != precision or variant in seen or \
+                not any(spec["name"].startswith(prefix) for prefix in prefixes):
+            continue
+        seen.add(variant)
+        chosen.append(("tritonsqrt.kernels.tiled", index, spec))
+    return chosen
+
+
+def steps_for(row: dict) -> int:
+    """Passes of the hot loop of a fused kernel in the model: the plan's forward or backward steps."""
+    plan = _plan(row["n"])
+    return len(plan.backward_steps if row["kernel"].startswith("lyapunov") else plan.forward_steps)
+
+
+def _launch_plan(n: int, batch: int, op: str, backward: bool) -> list[tuple[str, int, int]]:
+    """(kernel name prefix, programs or -1 for "B / MATRICES", steps) of each launch of one call."""
+    plan = _plan(n)
+    forward_steps, backward_steps = len(plan.forward_steps), len(plan.backward_steps)
+    if n <= FUSED_LIMIT:
+        launches = [("roots_forward[ns,", -1, forward_steps)]
+        return launches + ([("lyapunov_backward", batch, backward_steps)] if backward else [])
+    bands = math.ceil(n / ELEMENTWISE_BLOCK)
+    launches = [("tiled.prepare_forward_kernel[", bands * batch, 1), ("tiled.newton_schulz_step[FIRST=1", 0, 1)]
+    launches += [("tiled.product[SYMMETRIC=0", 0, 1), ("tiled.newton_schulz_step[FIRST=0", 0, 1)] * (forward_steps - 1)
+    if backward:
+        launches.append(("tiled.prepare_backward_kernel[", bands * bands * batch, 1))
+        if op == "inv_sqrtm":
+            launches += [("tiled.product[SYMMETRIC=0", 0, 1), ("tiled.product[SYMMETRIC=1", 0, 1)]
+        launches += [("tiled.lyapunov_products[", 0, 1), ("tiled.lyapunov_update[", 0, 1)] * backward_steps
+    return launches
+
+
+def _programs(row: dict, programs: int, n: int, batch: int) -> int:
+    if programs == -1:
+        return math.ceil(batch / row["constexprs"].get("MATRICES", 1))
+    if programs == 0:  # a product kernel: one program per output tile
+        return math.ceil(n / row["constexprs"]["BLOCK"]) ** 2 * batch
+    return programs
+
+
+def case_time(rows: list[dict], gpu: Gpu, n: int, batch: int, op: str, backward: bool, precision: str) -> dict:
+    """Modeled microseconds of one call, with the kernel, programs and time of each launch."""
+    mine = [row for row in rows if row["arch"] == gpu.arch and row["n"] == n and row.get("sass") and not row["error"]
+            and row["constexprs"].get("PRECISION", precision) == precision]
+    total, launches = 0.0, []
+    for prefix, programs, steps in _launch_plan(n, batch, op, backward):
+        candidates = [row for row in mine if row["kernel"].startswith(prefix)
+                      and (n <= FUSED_LIMIT) == (not perf_model.is_tiled(row))]
+        if not candidates:
+            raise LookupError(f"no compiled kernel {prefix}... at n={n}, {precision}, {gpu.arch}")
+        timed = [(perf_model.launch_us(row, gpu, _programs(row, programs, n, batch), n, steps), row)
+                 for row in candidates]
+        us, row = min(timed, key=lambda pair: pair[0])
+        total += us
+        launches.append({"kernel": row["kernel"], "programs": _programs(row, programs, n, batch), "modeled_us": us})
+    return {"modeled_us": total, "launches": launches}
+
+
+def floor_us(gpu: Gpu, n: int, batch: int, op: str, backward: bool, precision: str, element_bytes: int) -> float:
+    from tritonsqrt.perf.floor import Rates, floor_ms
+
+    rates = Rates(copy_gb_s=gpu.memory_gb_s, matmul_gflop_s=gpu.peak_tflops(precision) * 1e3, launch_us=gpu.launch_us,
+                  device_type="cuda")
+    return 1e3 * floor_ms(batch, n, op, "forward+backward" if backward else "forward", element_bytes, rates)
+
+
+def _square_roots(op: str) -> tuple[int, str]:
+    """(square roots in the chain, the op of each): inv_root<p> takes log2(p) roots in a row,
+    modeled as that many inv_sqrtm calls (tritonsqrt.inv_root; perf/floor.py counts it so)."""
+    if op in ("sqrtm", "inv_sqrtm"):
+        return 1, op
+    from tritonsqrt.perf.cases import root_order
+
+    p, _ = root_order(op)
+    return p.bit_length() - 1, "inv_sqrtm"
+
+
+def bench_rows(rows: list[dict], gpus: list[Gpu], precisions, cases=None) -> list[dict]:
+    """The modeled time of every bench case, op and mode on each GPU at each precision."""
+    from tritonsqrt.perf.cases import CASES
+
+    out = []
+    for case in cases or CASES:
+        element_bytes = torch.empty(0, dtype=case.torch_dtype).element_size()
+        for gpu in gpus:
+            for precision in precisions:
+                for op in case.ops:
+                    stages, root_op = _square_roots(op)
+                    for mode in case.modes:
+                        backward = mode == "forward+backward"
+                        model = case_time(rows, gpu, case.n, case.batch, root_op, backward, precision)
+                        model = {"modeled_us": stages * model["modeled_us"], "launches": model["launches"] * stages}
+                        floor = floor_us(gpu, case.n, case.batch, op, backward, precision, element_bytes)
+                        out.append({"case": case.name, "batch": case.batch, "n": case.n, "dtype": case.dtype, "op": op,
+                                    "mode": mode, "precision": precision, "gpu": gpu.name, "arch": gpu.arch,
+                                    "modeled_us": round(model["modeled_us"], 1), "modeled_floor_us": round(floor, 1),
+                                    "ratio_to_floor": round(model["modeled_us"] / floor, 2),
+                                    "launches": len(model["launches"]), "kernels": model["launches"]})
+    return out

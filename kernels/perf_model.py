@@ -1,0 +1,145 @@
+"""A performance model of the kernels from their compiled SASS (no GPU): docs/perf-model.md.
+
+Per compiled kernel (a compile-report row with its SASS loop tree, `sass_summary`):
+
+- one pass of the hot loop, every nested loop counted by its trip count, divided by the
+  products that pass computes, is the instruction mix *per matrix product* (per program);
+- a program runs the hot loop `steps` times (fused: the iteration's steps; tiled: the hot loop
+  is one product's K loop, ceil(n / BLOCK_K) times, and every product loop likewise), plus the
+  instructions outside it once;
+- its cycles on one SM are those of the busiest resource (`pipe_cycles`): instruction issue
+  (4 schedulers), FP32 / FP64 lanes, shared-memory bandwidth, tensor-core FMAs;
+- a launch of P programs with k programs resident per SM (`occupancy`) takes
+  full waves x k x program cycles + the last partial wave, over the clock, plus one launch
+  latency. Latency hiding is not modeled: this is a throughput bound, calibrated on a GPU.
+
+Every time it prints is modeled; the counts (instructions, registers, occupancy) are not.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+from . import sass
+from .hardware import Gpu
+from .occupancy import programs_per_sm
+
+# Matrix products one pass of a fused kernel's step loop computes (the kernels' algorithms:
+# coupled Newton–Schulz Z Y, Y T, T Z; Lyapunov sign step B^2, B^2 C, B C, (B C) B, B B^2;
+# one power of Z per Taylor / Padé step).
+FUSED_PRODUCTS_PER_STEP = {"roots_forward[ns": 3, "roots_forward[mtp": 1, "roots_forward[mpa": 1,
+                           "lyapunov_backward": 5}
+
+
+def sass_summary(sass_text: str) -> dict:
+    """The loop tree of a kernel's SASS with each loop's own instruction mix (JSON-able)."""
+    instructions = sass.parse(sass_text)
+    roots = sass.find_loops(instructions)
+
+    def describe(loop):
+        return {"start": loop.start, "end": loop.end, "own": dict(sass.mix(sass.instructions_in(instructions, loop))),
+                "children": [describe(child) for child in loop.children]}
+
+    return {"loops": [describe(loop) for loop in roots],
+            "outside": dict(sass.mix(sass.outside_loops(instructions, roots))),
+            "total": dict(sass.mix(instructions))}
+
+
+def _weighted(loop: dict, inner_trips: int) -> collections.Counter:
+    total = collections.Counter(loop["own"])
+    for child in loop["children"]:
+        for key, count in _weighted(child, inner_trips).items():
+            total[key] += count * inner_trips
+    return total
+
+
+def _size(loop: dict) -> int:
+    return loop["own"].get("instructions", 0) + sum(_size(child) for child in loop["children"])
+
+
+def is_tiled(row: dict) -> bool:
+    return row["kernel"].startswith("tiled.")
+
+
+def _products_per_step(row: dict) -> int:
+    return next((count for prefix, count in FUSED_PRODUCTS_PER_STEP.items() if row["kernel"].startswith(prefix)), 1)
+
+
+def program_mix(row: dict, n: int, steps: int) -> tuple[collections.Counter, collections.Counter]:
+    """(instructions of one program, instructions per matrix product), per warp.
+
+    Fused: the hot loop is the step loop (run `steps` times); every other loop is a K-chunk
+    loop run BLOCK / CHUNK times. Tiled: every loop is a product's K loop, run
+    ceil(n / BLOCK_K) times; the hot loop is the largest.
+    """
+    summary, constexprs = row["sass"], row["constexprs"]
+    loops = summary["loops"]
+    total = collections.Counter(summary["outside"])
+    if not loops:
+        return total, collections.Counter()
+    hot = max(loops, key=_size)
+    if is_tiled(row):
+        trips = math.ceil(n / constexprs.get("BLOCK_K", constexprs.get("BLOCK", n)))  # element-wise: BLOCK
+        for loop in loops:
+            for key, count in _weighted(loop, trips).items():
+                total[key] += count * trips
+        return total, collections.Counter({k: v * trips for k, v in _weighted(hot, trips).items()})
+    chunk_trips = max(1, constexprs.get("BLOCK", 1) // constexprs.get("CHUNK", constexprs.get("BLOCK", 1)))
+    for loop in loops:
+        weighted = _weighted(loop, chunk_trips)
+        for key, count in weighted.items():
+            total[key] += count * (steps if loop is hot else chunk_trips)
+    per_pass = _weighted(hot, chunk_trips)
+    products = _products_per_step(row)
+    return total, collections.Counter({k: v / products for k, v in per_pass.items()})
+
+
+def mma_fmas(column: str) -> int:
+    """Multiply-adds one warp's instance of an MMA instruction does (HGMMA: a warpgroup's / 4)."""
+    kind, shape = column.split(".", 1)
+    m, n, k = (int(v) for v in shape.split("x"))
+    return m * n * k // (4 if kind == "HGMMA" else 1)
+
+
+def pipe_cycles(mix: dict, warps: int, gpu: Gpu, dtype_name: str = "float32") -> dict:
+    """SM cycles per resource for `mix` (per-warp counts) run by `warps` warps; "bound" is the max."""
+    fp32 = mix.get("FFMA", 0) + mix.get("FADD/FMUL", 0)
+    fp64 = mix.get("DFMA", 0) + mix.get("DADD/DMUL", 0)
+    tensor_fmas = sum(count * mma_fmas(key) for key, count in mix.items()
+                      if key.startswith(("HMMA.", "HGMMA.")))
+    cycles = {
+        "issue": mix.get("instructions", 0) * warps / min(warps, gpu.schedulers),
+        "fp32": fp32 * warps * 32 / gpu.fp32_lanes,
+        "fp64": fp64 * warps * 32 / gpu.fp64_lanes,
+        "shared": mix.get("shared bytes", 0) * warps / gpu.shared_bytes_per_clock,
+        "tensor": tensor_fmas * warps / gpu.tf32_fma_per_clock,
+    }
+    cycles["bound"] = max(cycles.values())
+    cycles["limited by"] = max(("issue", "fp32", "fp64", "shared", "tensor"), key=lambda key: cycles[key])
+    return cycles
+
+
+def kernel_model(row: dict, gpu: Gpu, n: int, steps: int) -> dict:
+    """Occupancy, mix per product and cycles of one compiled kernel on `gpu`."""
+    programs, limiter = programs_per_sm(gpu, row["registers"], row["num_warps"], row["shared_bytes"])
+    total, per_product = program_mix(row, n, steps)
+    product_cycles = pipe_cycles(per_product, row["num_warps"], gpu, row["dtype"]) if per_product else None
+    return {"gpu": gpu.name, "programs_per_sm": programs, "occupancy_limit": limiter,
+            "per_product": {k: round(v, 2) for k, v in per_product.items()},
+            "issue_cycles_per_product": round(product_cycles["issue"], 1) if product_cycles else None,
+            "modeled_cycles_per_product": round(product_cycles["bound"], 1) if product_cycles else None,
+            "product_limited_by": product_cycles["limited by"] if product_cycles else None,
+            "modeled_program_cycles": round(pipe_cycles(total, row["num_warps"], gpu, row["dtype"])["bound"], 1)}
+
+
+def launch_us(row: dict, gpu: Gpu, programs: int, n: int, steps: int) -> float:
+    """Modeled microseconds of one launch of `programs` programs (waves x program time + latency)."""
+    per_sm, _ = programs_per_sm(gpu, row["registers"], row["num_warps"], row["shared_bytes"])
+    if per_sm == 0:
+        return math.inf
+    total, _ = program_mix(row, n, steps)
+    cycles = pipe_cycles(total, row["num_warps"], gpu, row["dtype"])["bound"]
+    full, rest = divmod(programs, gpu.sms * per_sm)
+    wave_cycles = full * per_sm * cycles + math.ceil(rest / gpu.sms) * cycles
+    return wave_cycles / (gpu.clock_ghz * 1e3) + gpu.launch_us

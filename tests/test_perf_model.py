@@ -1,0 +1,254 @@
+"""The performance model's counting (docs/perf-model.md): SASS of tiny kernels whose instruction
+counts are known by construction, the occupancy rule on a table of cases, and the model's
+arithmetic on hand-made mixes.
+
+The tiny kernels compile in a child process (this file run as a script, without the
+interpreter: its kernels cannot be compiled), once per session.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import triton
+import triton.language as tl
+
+# ---------------------------------------------------------------------------------------
+# Tiny kernels (compiled for sm_80 / sm_90 in the child)
+
+FMA_BLOCK, FMA_WARPS = 2048, 4  # 16 elements a thread, 2 FMAs each per iteration: 32 FFMA
+DOT_BLOCK, DOT_WARPS = 64, 4  # one 64x64x64 tl.dot per iteration
+
+
+@triton.jit
+def fma_loop_kernel(x_ptr, out_ptr, steps, BLOCK: tl.constexpr):
+    offsets = tl.arange(0, BLOCK)
+    x = tl.load(x_ptr + offsets)
+    acc = tl.zeros([BLOCK], tl.float32)
+    for _ in range(steps):
+        acc = acc * x + x
+        acc = acc * x + 1.0
+    tl.store(out_ptr + offsets, acc)
+
+
+@triton.jit
+def dot_loop_kernel(a_ptr, out_ptr, steps, BLOCK: tl.constexpr, PRECISION: tl.constexpr):
+    rows = tl.arange(0, BLOCK)
+    a = tl.load(a_ptr + rows[:, None] * BLOCK + rows[None, :])
+    acc = tl.zeros([BLOCK, BLOCK], tl.float32)
+    for _ in range(steps):
+        acc = tl.dot(a, a, acc, input_precision=PRECISION)
+        a = acc
+    tl.store(out_ptr + rows[:, None] * BLOCK + rows[None, :], acc)
+
+
+def _count_in_child() -> dict:
+    """Compile the tiny kernels and return their loop mixes (run without TRITON_INTERPRET)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from tritonsqrt.kernels import perf_model, sass
+
+    def summary(fn, signature, constexprs, cc):
+        compiled = triton.compile(ASTSource(fn, signature, constexprs), target=GPUTarget("cuda", cc, 32),
+                                  options={"num_warps": DOT_WARPS, "enable_fp_fusion": True})
+        return perf_model.sass_summary(sass.disassemble(compiled.asm["cubin"]))
+
+    out = {"fma": summary(fma_loop_kernel, {"x_ptr": "*fp32", "out_ptr": "*fp32", "steps": "i32", "BLOCK": "constexpr"},
+                          {"BLOCK": FMA_BLOCK}, 90)}
+    dot_signature = {"a_ptr": "*fp32", "out_ptr": "*fp32", "steps": "i32", "BLOCK": "constexpr",
+                     "PRECISION": "constexpr"}
+    for cc in (80, 90):
+        for precision in ("ieee", "tf32", "tf32x3"):
+            if cc == 80 and precision == "ieee":  # the FFMA count does not depend on the arch
+                continue
+            out[f"dot-{cc}-{precision}"] = summary(dot_loop_kernel, dot_signature,
+                                                   {"BLOCK": DOT_BLOCK, "PRECISION": precision}, cc)
+    return out
+
+
+@pytest.fixture(scope="session")
+def counted():
+    env = dict(os.environ, TRITON_INTERPRET="0", TRITON_DEFAULT_FP_FUSION="1")
+    child = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600)
+    assert child.returncode == 0, child.stderr[-3000:]
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def _hot(summary: dict) -> dict:
+    """The top-level loop with the most instructions (the rule of `perf_model.program_mix`)."""
+    from tritonsqrt.kernels import perf_model
+
+    return max(summary["loops"], key=perf_model._size)
+
+
+# ---------------------------------------------------------------------------------------
+# Counting: exact, by construction
+
+
+@pytest.mark.slow_compile
+def test_fma_loop_counts_exactly(counted):
+    summary = counted["fma"]
+    assert len(summary["loops"]) == 1, summary["loops"]  # the body is too large for ptxas to unroll
+    hot = _hot(summary)
+    assert hot["own"]["FFMA"] == 2 * FMA_BLOCK // (32 * FMA_WARPS) == 32
+    assert hot["children"] == []
+
+
+@pytest.mark.slow_compile
+@pytest.mark.parametrize("cc, precision, column, per_iteration", [
+    (90, "ieee", "FFMA", DOT_BLOCK ** 3 // (32 * DOT_WARPS)),  # 2048 scalar FMAs a thread
+    (80, "tf32", "HMMA.16x8x8", DOT_BLOCK ** 3 // (16 * 8 * 8) // DOT_WARPS),  # 64 a warp
+    (80, "tf32x3", "HMMA.16x8x8", 3 * DOT_BLOCK ** 3 // (16 * 8 * 8) // DOT_WARPS),
+    (90, "tf32", "HGMMA.64x64x8", DOT_BLOCK ** 3 // (64 * 64 * 8)),  # 8 a warpgroup (each warp issues them)
+    (90, "tf32x3", "HGMMA.64x64x8", 3 * DOT_BLOCK ** 3 // (64 * 64 * 8)),
+])
+def test_one_dot_per_iteration_counts_exactly(counted, cc, precision, column, per_iteration):
+    from tritonsqrt.kernels import perf_model
+
+    hot = _hot(counted[f"dot-{cc}-{precision}"])
+    assert hot["own"].get(column, 0) == per_iteration, hot["own"]
+    mma = {key: count for key, count in hot["own"].items() if key.startswith(("HMMA", "HGMMA"))}
+    if precision == "ieee":
+        assert mma == {}
+    else:
+        assert hot["own"].get("FFMA", 0) == 0
+        # the multiply-adds of all warps are the product's, DOT_BLOCK^3 per pass (x 3 for tf32x3)
+        fmas = sum(count * perf_model.mma_fmas(key) for key, count in mma.items()) * DOT_WARPS
+        assert fmas == (3 if precision == "tf32x3" else 1) * DOT_BLOCK ** 3
+
+
+# ---------------------------------------------------------------------------------------
+# The SASS reader on a hand-written listing
+
+
+LISTING = """
+        /*0000*/                   LDC R1, c[0x0][0x28] ;
+        /*0010*/                   LDS.128 R4, [R2] ;
+        /*0020*/                   FFMA R5, R2, R5, R2 ;
+        /*0030*/                   LDSM.16.M88.4 R8, [R3] ;
+        /*0040*/                   HGMMA.64x32x8.F32.TF32 R24, gdesc[UR4], R24 ;
+        /*0050*/               @P1 BRA 0x20 ;
+        /*0060*/                   BAR.SYNC.DEFER_BLOCKING 0x0 ;
+        /*0070*/              @!P0 BRA 0x10 ;
+        /*0080*/                   STS.64 [R1], R2 ;
+        /*0090*/                   EXIT ;
+        /*00a0*/                   BRA 0xa0 ;
+"""
+
+
+def test_sass_loops_and_columns():
+    from tritonsqrt.kernels import sass
+
+    instructions = sass.parse(LISTING)
+    assert len(instructions) == 11
+    (outer,) = sass.find_loops(instructions)  # BRA-to-self after EXIT is no loop
+    assert (outer.start, outer.end) == (0x10, 0x70)
+    (inner,) = outer.children
+    assert (inner.start, inner.end) == (0x20, 0x50)
+    own = sass.mix(sass.instructions_in(instructions, outer))
+    assert own["LDS"] == 1 and own["BAR"] == 1 and own["other"] == 1 and own["instructions"] == 3
+    weighted = sass.weighted_mix(instructions, outer, inner_trips=4)
+    assert weighted["FFMA"] == 4 and weighted["HGMMA.64x32x8"] == 4 and weighted["LDS"] == 1 + 4
+    assert sass.shared_bytes("LDS.128") == 512 and sass.shared_bytes("LDSM.16.M88.4") == 512
+    assert sass.shared_bytes("STS.64") == 256 and sass.shared_bytes("LDS") == 128 and sass.shared_bytes("FFMA") == 0
+    assert sass.category("HMMA.1688.F32.TF32") == "HMMA.16x8x8"
+    assert sass.category("HFMA2.MMA") == "other"  # a move on the MMA pipe, not a tensor-core product
+
+
+# ---------------------------------------------------------------------------------------
+# Occupancy: the CUDA occupancy calculator's rule, worked by hand
+
+# (gpu, registers, warps, shared bytes) -> (programs per SM, limit). Worked: registers x 32
+# rounded up to 256 per warp; 16384 registers per sub-partition (4 a SM); warps per program
+# rounded up to 4 for the per-block check; shared + 1 KB rounded up to 128 bytes.
+OCCUPANCY_CASES = [
+    ("h100", 32, 4, 0, 16, "warps"),  # 1024 a warp -> 16 a partition -> 64 warps; 64 // 4 = 16
+    ("h100", 82, 16, 16384, 1, "registers"),  # 2816 a warp -> 5 a partition -> 20 warps // 16 = 1
+    ("h100", 206, 8, 16384, 1, "registers"),  # 6656 -> 2 -> 8 warps // 8 = 1
+    ("h100", 64, 16, 16384, 2, "registers"),  # 2048 -> 8 -> 32 // 16 = 2
+    ("h100", 168, 4, 0, 3, "registers"),  # 5376 -> 3 -> 12 // 4 = 3
+    ("h100", 255, 16, 0, 0, "registers"),  # 8192 x 16 = 131072 > 65536: cannot launch
+    ("h100", 16, 1, 0, 32, "blocks"),  # 64 warps would fit; 32 blocks at most
+    ("h100", 32, 4, 100 * 1024, 2, "shared"),  # 103424 a block; 233472 // 103424 = 2
+    ("a100", 32, 4, 100 * 1024, 1, "shared"),  # 167936 // 103424 = 1
+    ("a100", 32, 4, 16384, 9, "shared"),  # 17408 a block; 167936 // 17408 = 9
+    ("h100", 32, 4, 228 * 1024, 0, "shared"),  # over the 227 KB a block may opt into
+    ("a100", 128, 8, 32768, 2, "registers"),  # 4096 -> 4 -> 16 warps // 8 = 2; shared: 167936 // 33792 = 4
+]
+
+
+@pytest.mark.parametrize("gpu, registers, warps, shared, expected, limit", OCCUPANCY_CASES)
+def test_occupancy_rule(gpu, registers, warps, shared, expected, limit):
+    from tritonsqrt.kernels.hardware import GPUS
+    from tritonsqrt.kernels.occupancy import programs_per_sm
+
+    assert programs_per_sm(GPUS[gpu], registers, warps, shared) == (expected, limit)
+
+
+# ---------------------------------------------------------------------------------------
+# The model's arithmetic
+
+
+def _row(kernel, loops, outside, constexprs, warps=8, registers=128, shared=16384):
+    return {"kernel": kernel, "sass": {"loops": loops, "outside": outside}, "constexprs": constexprs,
+            "num_warps": warps, "registers": registers, "shared_bytes": shared, "dtype": "float32"}
+
+
+def test_program_mix_and_cycles():
+    from tritonsqrt.kernels import perf_model
+    from tritonsqrt.kernels.hardware import GPUS
+
+    chunk = {"start": 0x100, "end": 0x200, "own": {"FFMA": 100, "LDS": 10, "instructions": 120}, "children": []}
+    step = {"start": 0x80, "end": 0x400, "own": {"BAR": 2, "instructions": 12}, "children": [chunk, dict(chunk)]}
+    # a lyapunov backward step loop with two 4-chunk product loops (the table says 5 products a
+    # step; this pass holds 2 x 4 x 120 + 12 instructions)
+    row = _row("lyapunov_backward_streamed[...]", [step], {"instructions": 50}, {"BLOCK": 64, "CHUNK": 16})
+    total, per_product = perf_model.program_mix(row, n=64, steps=10)
+    assert total["instructions"] == 50 + 10 * (12 + 2 * 4 * 120)
+    assert per_product["FFMA"] == 2 * 4 * 100 / 5
+    gpu = GPUS["h100"]
+    cycles = perf_model.pipe_cycles({"instructions": 100, "FFMA": 80, "shared bytes": 512 * 10}, 8, gpu)
+    assert cycles["issue"] == 100 * 8 / 4 and cycles["fp32"] == 80 * 8 * 32 / 128
+    assert cycles["shared"] == 5120 * 8 / 128 and cycles["bound"] == 320 and cycles["limited by"] == "shared"
+    # tiled: every loop is a K loop, ceil(n / BLOCK_K) trips
+    k_loop = {"start": 0x10, "end": 0x90, "own": {"instructions": 20}, "children": []}
+    tiled_row = _row("tiled.product[...]", [k_loop], {"instructions": 30}, {"BLOCK": 64, "BLOCK_K": 32})
+    assert perf_model.program_mix(tiled_row, n=100, steps=1)[0]["instructions"] == 30 + 4 * 20
+
+
+def test_launch_waves():
+    from tritonsqrt.kernels import perf_model
+    from tritonsqrt.kernels.hardware import GPUS
+
+    gpu = GPUS["h100"]
+    row = _row("tiled.product[...]", [], {"instructions": 1000}, {"BLOCK": 64}, warps=4, registers=255, shared=0)
+    # 255 registers x 4 warps: 2 programs an SM; a program is 1000 issue cycles
+    one_wave = perf_model.launch_us(row, gpu, 132, n=64, steps=1)
+    assert one_wave == pytest.approx(1000 / 1980 + gpu.launch_us)
+    # 264 programs fill the 2 slots of every SM once: 2 x 1000 cycles; 265 add a partial wave
+    assert perf_model.launch_us(row, gpu, 264, n=64, steps=1) == pytest.approx(2000 / 1980 + gpu.launch_us)
+    assert perf_model.launch_us(row, gpu, 265, n=64, steps=1) == pytest.approx(3000 / 1980 + gpu.launch_us)
+
+
+def test_bench_rows_carry_the_modeled_figure():
+    from tritonsqrt.perf import modeled
+
+    model_cases = [{"case": "zca-b64", "op": "inv_sqrtm", "mode": "forward", "precision": "ieee",
+                    "gpu": "H100 SXM5", "modeled_us": 150.0},
+                   {"case": "zca-b64", "op": "inv_sqrtm", "mode": "forward", "precision": "tf32",
+                    "gpu": "H100 SXM5", "modeled_us": 15.0}]
+    rows = [{"case": "zca-b64", "op": "inv_sqrtm", "mode": "forward", "provider": "tritonsqrt:auto",
+             "median_ms": 0.2},
+            {"case": "zca-b64", "op": "inv_sqrtm", "mode": "forward", "provider": "eigh-autograd", "median_ms": 2.0}]
+    paired = modeled.attach(rows, model_cases, "NVIDIA H100 80GB HBM3")
+    assert paired == [rows[0]] and rows[0]["modeled_us"] == 150.0 and rows[0]["model_error"] == -0.25
+    assert "modeled_us" not in rows[1]
+    assert modeled.attach(rows, model_cases, "AMD EPYC 7B13") == []  # no model for it: nothing attached
+    assert "-25%" in modeled.format_pairs(paired, "NVIDIA H100 80GB HBM3")
+
+
+if __name__ == "__main__":
+    print(json.dumps(_count_in_child()))
