@@ -25,7 +25,7 @@ import torch
 from . import perf_model
 from .hardware import Gpu
 
-FUSED_LIMIT = 64  # tritonsqrt.backends.max_kernel_n()
+FUSED_LIMIT = 64  # tritonsqrt.paths.routing.max_kernel_n()
 ELEMENTWISE_BLOCK = 32  # kernels/tiled.py
 
 

@@ -198,7 +198,7 @@ def launched(module_short: str, n: int) -> bool:
     """Whether the library launches this kernel module at size n: the fused kernels up to
     `backends.max_kernel_n()` (64), the tiled ones above it. `lyapunov_backward` compiles up to
     128, but n = 128 goes to the tiled path."""
-    from tritonsqrt.backends import max_kernel_n
+    from tritonsqrt.paths.routing import max_kernel_n
 
     return (n <= max_kernel_n()) == (module_short != "tiled")
 

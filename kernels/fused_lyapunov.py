@@ -1,8 +1,8 @@
 """The Lyapunov backward of every iterative method, fused into one Triton launch.
 
-`lyapunov_backward` computes in one kernel what `tritonsqrt.torch_path.roots_backward` does
+`lyapunov_backward` computes in one kernel what `tritonsqrt.paths.torch_path.roots_backward` does
 with 5 torch products a step: the right-hand side G = sym(dL/dS) - Y sym(dL/dY) Y, then the
-matrix-sign Newton–Schulz iteration of `tritonsqrt.reference.lyapunov_sign` on
+matrix-sign Newton–Schulz iteration of `tritonsqrt.numerics.reference.lyapunov_sign` on
 B = S / sqrt(||A||_F), C = G / sqrt(||A||_F), and the symmetric gradient sym(C / 2).
 
 One program holds whole matrices (n <= 128) in registers for the whole iteration; for
@@ -24,7 +24,7 @@ from .launch_options import LAUNCH_OPTIONS
 from .rounding import divide_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
-from tritonsqrt import tuning
+from tritonsqrt.tuning import cache as tuning
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
 MAX_N = 128

@@ -1,9 +1,9 @@
 """The forward of every iterative method (mtp, mpa, ns, scaled_ns), fused into one Triton launch.
 
-One launch does what `tritonsqrt.torch_path.roots_forward` does with a dozen torch ops: read A
+One launch does what `tritonsqrt.paths.torch_path.roots_forward` does with a dozen torch ops: read A
 through its strides, symmetrise it, add eps I and upcast (float16 / bfloat16 -> float32), take
 the Frobenius norm, form Z = I - A / ||A||_F (or the Newton–Schulz start), run the method of
-`tritonsqrt.reference` step for step, unscale (with the zero-matrix rule of `reference.unscale`)
+`tritonsqrt.numerics.reference` step for step, unscale (with the zero-matrix rule of `reference.unscale`)
 and store the roots, the tensors the backward keeps and the norm.
 
 One program holds whole matrices (n <= 64) for the whole chain; for n <= 16 one program takes
@@ -35,8 +35,8 @@ from .launch_options import LAUNCH_OPTIONS
 from .rounding import divide_rn, eps_halves, eps_value, exponent_power, reciprocal_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
-from tritonsqrt import tuning
-from tritonsqrt.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
+from tritonsqrt.tuning import cache as tuning
+from tritonsqrt.numerics.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
 # n = 128 does not fit one program: with whole operands in registers the Newton–Schulz kernel

@@ -19,7 +19,7 @@ per-band partial sums written by the first launch, and later launches read it fr
 (B, 1, 1) norm tensor; the coefficients of every step come from small device tables.
 
 Launch settings (BLOCK, BLOCK_K, GROUP, warps, stages) are chosen per kernel and matrix-size
-bucket through `tritonsqrt.tuning`; `tiled_space.candidate_configs` is the space,
+bucket through `tritonsqrt.tuning.cache`; `tiled_space.candidate_configs` is the space,
 `compile_specs` lists it for `tritonsqrt compile-report`. The shared `@triton.jit` pieces are in
 `tile_blocks.py`.
 """
@@ -37,7 +37,7 @@ from .tile_blocks import (load_block, norm_scalars, product_tile, step_norm, sto
                           store_symmetric, tile_indices, tile_position)
 from .tiled_space import SM80_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
-from tritonsqrt import tuning
+from tritonsqrt.tuning import cache as tuning
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
 

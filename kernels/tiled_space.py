@@ -1,5 +1,5 @@
 """The autotune space of the tiled kernels (`kernels/tiled.py`) and its pruning by matrix size
-and shared memory: what `tritonsqrt.tuning` times, `tritonsqrt warmup` fills the cache with and
+and shared memory: what `tritonsqrt.tuning.cache` times, `tritonsqrt warmup` fills the cache with and
 `tritonsqrt compile-report` compiles."""
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import tritonsqrt as ts
-from tritonsqrt import reference
-from tritonsqrt.accuracy import TARGETS
+from tritonsqrt.perf import competitors
+from tritonsqrt.testing.accuracy import TARGETS
 from tritonsqrt.plan import auto_method
 from tritonsqrt.testing import measure, random_symmetric, spd_with_condition
 
@@ -83,7 +83,7 @@ def test_paper_methods_forward_and_backward(method, kappa):
 def test_official_backward_is_unconverged_where_ours_is():
     a = spd_with_condition(3, 64, 1e3, seed=5).requires_grad_(True)
     g = random_symmetric(3, 64)
-    _, official = measure(lambda x: reference.official_lya(x, "mpa", False), a.detach(), g, False)
+    _, official = measure(lambda x: competitors.official_lya(x, "mpa", False), a.detach(), g, False)
     _, ours = measure(lambda x: ts.sqrtm(x, method="scaled_ns"), a.detach(), g, False)
     assert official > 0.05 and ours < 1e-5
 

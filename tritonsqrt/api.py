@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from . import plan as plan_mod
-from .autograd import Lyapunov
-from .ops import matrix_roots
-from .coefficients import scaled_ns_schedule
-from .reference import symmetrize
+from .numerics.lyapunov_autograd import Lyapunov
+from .paths.custom_ops import matrix_roots
+from .numerics.coefficients import scaled_ns_schedule
+from .numerics.reference import symmetrize
 from .validation import (check_autograd_mode, check_eps, check_lyapunov_residual, check_matrix_batch,
                          check_max_condition, check_values)
 

@@ -15,7 +15,7 @@ SUBCOMMANDS = {
     "check": ("tritonsqrt.commands.check", "accuracy table against float64 eigh, method by method"),
     "demo": ("tritonsqrt.commands.demo", "whiten a batch of covariance matrices, then compare the methods: errors and time"),
     "compile-report": ("tritonsqrt.kernels.compile_report", "compile every kernel for a GPU arch without a GPU"),
-    "warmup": ("tritonsqrt.warmup", "compile and tune the kernels a model will use, filling the cache"),
+    "warmup": ("tritonsqrt.tuning.warmup", "compile and tune the kernels a model will use, filling the cache"),
     "bench": ("tritonsqrt.perf.bench", "benchmark against every alternative"),
     "perfcheck": ("tritonsqrt.perf.gate", "performance-regression gate against perf/baselines"),
 }

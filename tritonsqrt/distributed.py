@@ -61,7 +61,7 @@ def register_sharding_strategies() -> None:
     from torch.distributed.tensor._op_schema import RuntimeSchemaInfo
     from torch.distributed.tensor.experimental import register_sharding
 
-    from . import ops  # noqa: F401 (defines the custom ops)
+    from .paths import custom_ops  # noqa: F401 (defines the custom ops)
 
     forward, backward = torch.ops.tritonsqrt.roots.default, torch.ops.tritonsqrt.roots_backward.default
     register_sharding(forward)(_roots_strategies)
@@ -87,7 +87,7 @@ def _placements():
 def _roots_strategies(a, outputs, eps, need_backward, *plan_args):
     """Shard(0) in, Shard(0) out (or all Replicate). Absent outputs (shape (0,)) are always
     Replicate, as the empty gradients autograd's side makes are: no slot is ever redistributed."""
-    from .ops import _EMPTY_SHAPE, _layout, plan_from_args
+    from .paths.custom_ops import _EMPTY_SHAPE, _layout, plan_from_args
 
     probe = torch.empty(a.shape, dtype=a.tensor_meta.dtype, device="meta")
     layout = _layout(probe, plan_from_args(probe, *plan_args), outputs, need_backward)

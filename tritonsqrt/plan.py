@@ -13,7 +13,7 @@ import numbers
 
 import torch
 
-from .coefficients import scaled_ns_schedule
+from .numerics.coefficients import scaled_ns_schedule
 from .validation import MAX_CONDITION_LIMIT
 
 METHODS = ("auto", "scaled_ns", "ns", "mpa", "mtp", "eigh")
@@ -118,7 +118,7 @@ def auto_method(device: torch.device | str, n: int, dtype: torch.dtype) -> Plan:
     accurate choice for every dtype). GPU: the scaled Newton–Schulz iteration, whose matrix
     products are what a GPU does best, with the Lyapunov backward.
     """
-    from . import backends  # late import: the kernels are optional
+    from .paths import routing as backends  # late import: the kernels are optional
 
     device = torch.device(device)
     compute = compute_dtype_for(dtype)
@@ -188,7 +188,7 @@ def _is_count(value) -> bool:
 
 
 def _choose_backend(a: torch.Tensor, plan: Plan, backend: str) -> str:
-    from . import backends  # late import: the kernels are optional
+    from .paths import routing as backends  # late import: the kernels are optional
 
     if backend == "torch":
         return "torch"

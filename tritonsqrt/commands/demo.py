@@ -14,11 +14,12 @@ from typing import Callable
 
 import torch
 
-from .. import api, reference
-from ..backends import kernel_family
+from .. import api
+from ..perf import competitors
+from ..paths.routing import kernel_family
 from ..perf.timing import synchronized_times
 from ..plan import METHODS, auto_method, resolve
-from ..reference import symmetrize
+from ..numerics.reference import symmetrize
 from ..testing import exact_gradients, exact_roots, random_orthogonal, random_symmetric, relative_error
 from . import args as arg_types
 
@@ -64,8 +65,8 @@ def _rows(device: torch.device, n: int, dtype: torch.dtype, extra_method: str) -
                      f"{gpu.method} row ran the same steps on the torch path")
     if extra_method not in ("auto", gpu.method):
         rows.append(Row(f"{extra_method}", lambda a: api.inv_sqrtm(a, method=extra_method)))
-    rows.append(Row(BASELINE, lambda a: reference.eigh_autograd(a, inverse=True)))
-    rows.append(Row("MPA-Lya (official code, Song et al. 2022)", lambda a: reference.official_lya(a, "mpa", True)))
+    rows.append(Row(BASELINE, lambda a: competitors.eigh_autograd(a, inverse=True)))
+    rows.append(Row("MPA-Lya (official code, Song et al. 2022)", lambda a: competitors.official_lya(a, "mpa", True)))
     return rows, notes
 
 

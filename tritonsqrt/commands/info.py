@@ -7,7 +7,7 @@ import platform
 import torch
 
 from .. import __version__
-from ..backends import kernel_family, triton_available, unsupported_reason_on
+from ..paths.routing import kernel_family, triton_available, unsupported_reason_on
 from ..plan import auto_method
 from . import args as arg_types
 

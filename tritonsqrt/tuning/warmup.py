@@ -2,7 +2,7 @@
 
 For each size, dtype, op and method it runs the op once with backend="triton" (forward, and
 backward with --backward), which makes the launchers select their configs through
-`tritonsqrt.tuning`: a size bucket met for the first time is timed and written to the cache,
+`tritonsqrt.tuning.cache`: a size bucket met for the first time is timed and written to the cache,
 a known one is read back. The closing table lists every tuned kernel with its config, the
 time of one launch and where the config came from; a second run finds everything in the
 cache and takes seconds. Run it before CUDA-graph capture or a production start (nothing is
@@ -17,9 +17,10 @@ import time
 
 import torch
 
-from . import backends, tuning
-from .commands import args as arg_types
-from .plan import Plan, auto_method, compute_dtype_for
+from ..paths import routing as backends
+from . import cache as tuning
+from ..commands import args as arg_types
+from ..plan import Plan, auto_method, compute_dtype_for
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 OPS = ("sqrtm", "inv_sqrtm", "sqrtm_and_inv_sqrtm")
@@ -133,9 +134,9 @@ def main(args) -> int:
 
 def _run_case(n: int, dtype: torch.dtype, op: str, method: str, backward: bool, batch: int, device):
     """Run one op forward (and backward); returns (path used, names of the Triton kernels launched)."""
-    from . import api
-    from .instrument import count_launches
-    from .testing import random_symmetric, spd_with_condition
+    from .. import api
+    from ..testing.instrument import count_launches
+    from ..testing import random_symmetric, spd_with_condition
 
     if method == "auto":
         method = auto_method("cuda", n, dtype).method
@@ -151,7 +152,7 @@ def _run_case(n: int, dtype: torch.dtype, op: str, method: str, backward: bool, 
                 outs = out if isinstance(out, tuple) else (out,)
                 torch.autograd.backward(outs, [grad] * len(outs))
         else:  # the public op does not route this size to Triton yet: the tiled launchers directly
-            from . import tiled_path
+            from ..paths import tiled_path
 
             want_sqrt, want_inv = op != "inv_sqrtm", op != "sqrtm"
             sqrt_out, inv_out, saved = tiled_path.roots_forward(a, probe, want_sqrt, want_inv, backward)

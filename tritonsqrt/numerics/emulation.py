@@ -22,7 +22,7 @@ Float64 (and other non-float32) operands ignore `precision`, as the kernels do (
 ieee only). No host synchronisation: element-wise bit operations and matmuls only.
 
 `products_at(precision)` applies this to every `@` / matmul / bmm / mm inside a block, so the
-torch reference (`tritonsqrt.reference`) runs at the kernels' precision without a new argument
+torch reference (`tritonsqrt.numerics.reference`) runs at the kernels' precision without a new argument
 on each of its functions; "ieee" leaves the block untouched.
 """
 

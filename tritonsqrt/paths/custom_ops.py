@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from . import torch_path
-from .plan import Plan
+from ..plan import Plan
 
 _EMPTY_SHAPE = (0,)
 
@@ -30,7 +30,7 @@ def plan_to_args(plan: Plan) -> tuple:
 
 def plan_from_args(a: torch.Tensor, method, backend, taylor_degree, pade_num, pade_den, ns_iterations,
                    max_condition, precision, eigh_float64) -> Plan:
-    from .plan import compute_dtype_for
+    from ..plan import compute_dtype_for
 
     return Plan(method=method, compute_dtype=compute_dtype_for(a.dtype), n=a.shape[-1], backend=backend,
                 taylor_degree=taylor_degree, pade_degrees=(pade_num, pade_den), ns_iterations=ns_iterations,
@@ -41,12 +41,12 @@ def plan_from_args(a: torch.Tensor, method, backend, taylor_degree, pade_num, pa
 def _backend(plan: Plan):
     if plan.backend != "triton":
         return torch_path
-    from .backends import kernel_family
+    from .routing import kernel_family
 
     if kernel_family(plan.n) == "fused":
-        from . import triton_path
+        from . import fused_path
 
-        return triton_path
+        return fused_path
     from . import tiled_path
 
     return tiled_path
@@ -185,7 +185,7 @@ def _double_backward(ctx, *grads):
         "tritonsqrt: double backward (differentiating a gradient taken with create_graph=True, e.g. a "
         "Hessian or a gradient penalty) is not supported: the backward is a Lyapunov solve / Loewner formula "
         "without a derivative of its own. Use first-order gradients, or differentiate "
-        "tritonsqrt.reference.eigh_autograd (torch.linalg.eigh with torch's autograd; NaN at repeated eigenvalues)."
+        "tritonsqrt.perf.competitors.eigh_autograd (torch.linalg.eigh with torch's autograd; NaN at repeated eigenvalues)."
     )
 
 

@@ -1,6 +1,6 @@
 """Forward and backward of a resolved plan on the fused Triton kernels.
 
-The twin of `tritonsqrt.torch_path`: same arguments, same results, same saved tensors, so
+The twin of `tritonsqrt.paths.torch_path`: same arguments, same results, same saved tensors, so
 the custom op in `ops.py` calls either. Each forward is one launch of
 `kernels/fused_roots.py` (it reads A through its strides and does the symmetrisation, the eps
 shift and the upcast itself); each backward one launch of `kernels/fused_lyapunov.py` (ns:
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from . import torch_path
-from .plan import Plan
+from ..plan import Plan
 
 
 def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, need_backward: bool, eps: float = 0.0):
@@ -25,7 +25,7 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
     """
     if plan.method == "eigh":
         return torch_path.roots_forward(a, plan, want_sqrt, want_inv, need_backward, eps)
-    from .kernels import fused_roots
+    from ..kernels import fused_roots
 
     common = dict(want_sqrt=want_sqrt, want_inv=want_inv, need_backward=need_backward, eps=eps,
                   precision=plan.precision)
@@ -51,7 +51,7 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
     """dL/dA from dL/dS and/or dL/dY (either may be None), in the compute dtype."""
     if plan.method in ("eigh", "ns"):  # ns: torch products through the iteration (no kernel yet)
         return torch_path.roots_backward(plan, saved, grad_sqrt, grad_inv)
-    from .kernels.fused_lyapunov import lyapunov_backward
+    from ..kernels.fused_lyapunov import lyapunov_backward
 
     sqrt_mat, norm = saved[0], saved[1]
     inv_mat = saved[2] if grad_inv is not None else None

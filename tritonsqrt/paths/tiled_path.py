@@ -1,7 +1,7 @@
 """Forward and backward of a plan on the tiled Triton kernels (matrices beyond the fused size).
 
-Same arguments, results and saved tensors as `tritonsqrt.torch_path`; each method is the
-chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.reference`:
+Same arguments, results and saved tensors as `tritonsqrt.paths.torch_path`; each method is the
+chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.numerics.reference`:
 
   launches per call (K steps, d the degree)                      torch path, for comparison
   prepare: sym(A) + eps I, sums of squares        1
@@ -22,8 +22,8 @@ import dataclasses
 
 import torch
 
-from .coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
-from .plan import Plan
+from ..numerics.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
+from ..plan import Plan
 
 TILED_METHODS = ("mtp", "mpa", "ns", "scaled_ns")
 
@@ -223,7 +223,7 @@ def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _T
 def _masked_solve(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """left^-1 right with each non-finite pair solved as I and written back as NaN: cuSOLVER
     never sees a NaN matrix (`reference.mask_nonfinite`)."""
-    from .reference import mask_nonfinite
+    from ..numerics.reference import mask_nonfinite
 
     (safe_left, bad_left), (safe_right, bad_right) = mask_nonfinite(left), mask_nonfinite(right)
     bad = bad_left | bad_right

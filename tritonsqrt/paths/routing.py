@@ -52,7 +52,7 @@ def interpreter_problem() -> str | None:
     except ImportError:
         return "Triton's interpreter (TRITON_INTERPRET=1) needs numpy: pip install numpy"
 
-    from .versions import version_tuple
+    from ..versions import version_tuple
 
     if version_tuple(triton.__version__) < (3, 7) and version_tuple(numpy.__version__) >= (2, 4):
         return (f"the interpreter of Triton {triton.__version__} fails with numpy {numpy.__version__}: "
@@ -104,7 +104,7 @@ def unsupported_reason_on(device: torch.device | str, plan, forced: bool) -> str
 def tiled_available() -> bool:
     """The tiled kernels (any n, one batched GEMM chain) take every size above the fused limit."""
     try:
-        from .kernels import tiled  # noqa: F401
+        from ..kernels import tiled  # noqa: F401
     except ImportError:
         return False
     return True

@@ -1,7 +1,7 @@
 """Forward and backward of a resolved plan on the torch reference.
 
 The autograd functions call `roots_forward` / `roots_backward` here or their Triton twins in
-`tritonsqrt.triton_path`; both take and return the same things, so the two backends differ
+`tritonsqrt.paths.fused_path`; both take and return the same things, so the two backends differ
 only in where the arithmetic runs.
 
 Saved for backward: eigh saves (eigenvalues, eigenvectors); the iterative methods save the
@@ -15,9 +15,9 @@ import dataclasses
 
 import torch
 
-from . import emulation
-from . import reference as ref
-from .plan import Plan
+from ..numerics import emulation
+from ..numerics import reference as ref
+from ..plan import Plan
 
 
 def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, need_backward: bool, eps: float = 0.0):
@@ -80,7 +80,7 @@ def newton_schulz_saved(a: torch.Tensor, eps: float, trace: torch.Tensor, inv_ou
 
 
 def _products_at_kernel_precision(plan: Plan):
-    """The Triton kernels' `tl.dot` input precision, emulated (`tritonsqrt.emulation`) for every
+    """The Triton kernels' `tl.dot` input precision, emulated (`tritonsqrt.numerics.emulation`) for every
     product of the iterative methods; eigh has no kernel and stays in full precision."""
     return emulation.products_at("ieee" if plan.method == "eigh" else plan.precision)
 
