@@ -34,6 +34,8 @@ from . import perf_model, sass
 from .launch_options import LAUNCH_OPTIONS
 from .report_table import compact_table
 
+from tritonsqrt.constants import interpreter_on
+
 KERNEL_MODULES = ("tritonsqrt.kernels.fused_roots", "tritonsqrt.kernels.fused_lyapunov", "tritonsqrt.kernels.tiled")
 DEFAULT_SIZES = (16, 32, 64, 128)
 DTYPES = ("float32", "float64")
@@ -107,10 +109,6 @@ def _compile_with_ptxas_log(source, target, options) -> tuple:
         knobs.compilation.always_compile = True
         compiled = triton.compile(source, target=target, options=options)
     return compiled, _read_ptxas_log(printed.getvalue())
-
-
-def _interpreter_on() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 _RESULTS: dict = {}  # what was compiled -> row: one compile per kernel and arch per process
@@ -233,7 +231,7 @@ def report(arch: str, sizes=DEFAULT_SIZES, dtypes=DTYPES, modules=None, jobs: in
         if name not in ARCHES:
             raise ValueError(f"arch: expected one of {', '.join(ARCHES)}, got {name!r}")
     jobs = default_jobs() if jobs is None else jobs
-    if _interpreter_on():
+    if interpreter_on():
         rows = _report_in_child(tuple(archs), tuple(sizes), tuple(dtypes), tuple(modules) if modules else None, jobs,
                                 launched_only)
         return [row for row in rows if modules is None or row["module"] in modules]
@@ -396,7 +394,7 @@ def main(args) -> int:
     if args.jobs is not None and args.jobs < 1:
         print(f"compile-report: --jobs: expected a positive count, got {args.jobs}", file=sys.stderr)
         return 2
-    if (args.model or args.dump_sass) and _interpreter_on():
+    if (args.model or args.dump_sass) and interpreter_on():
         print("compile-report: --model and --dump-sass compile in this process: unset TRITON_INTERPRET "
               "(the interpreter's kernels cannot be compiled)", file=sys.stderr)
         return 2

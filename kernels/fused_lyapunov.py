@@ -24,9 +24,9 @@ from .launch_options import LAUNCH_OPTIONS
 from .rounding import divide_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
+from tritonsqrt.constants import PRECISIONS, dtype_name as compute_dtype_name
 from tritonsqrt.tuning import cache as tuning
 
-PRECISIONS = ("ieee", "tf32x3", "tf32")
 MAX_N = 128
 
 
@@ -360,7 +360,7 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
         inv_mat = inv_mat.to(compute_dtype)
     # tf32 has no float64 form; float64 products are always exact-input.
     precision = "ieee" if compute_dtype == torch.float64 else precision
-    dtype_name = "float64" if compute_dtype == torch.float64 else "float32"
+    dtype_name = compute_dtype_name(compute_dtype)
 
     out = torch.empty((batch, n, n), dtype=compute_dtype, device=device)
     if batch == 0:

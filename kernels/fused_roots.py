@@ -36,9 +36,9 @@ from .rounding import divide_rn, eps_halves, eps_value, exponent_power, reciproc
 from .tables import coefficient_table
 
 from tritonsqrt.tuning import cache as tuning
+from tritonsqrt.constants import PRECISIONS, compute_dtype_for, dtype_name as compute_dtype_name
 from tritonsqrt.numerics.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
 
-PRECISIONS = ("ieee", "tf32x3", "tf32")
 # n = 128 does not fit one program: with whole operands in registers the Newton–Schulz kernel
 # needs 256 KiB of shared memory (tf32x3; H100 has 227 KiB) or spills 94 KB (ieee), and even
 # streamed every kernel spills 0.6-2 KB a thread at 16 or 32 warps (docs/fused-kernels.md).
@@ -590,7 +590,7 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
     """Allocate the outputs, pick the pointers and flags, and launch one forward kernel."""
     _check_input(a, want_sqrt, want_inv, precision)
     batch, n = a.shape[0], a.shape[-1]
-    compute = torch.float64 if a.dtype == torch.float64 else torch.float32
+    compute = compute_dtype_for(a.dtype)
     same_dtype = a.dtype == compute
     new = lambda dtype: torch.empty((batch, n, n), dtype=dtype, device=a.device)  # noqa: E731
     sqrt_out = new(a.dtype) if want_sqrt else None
@@ -607,7 +607,7 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
 
     # tf32 has no float64 form: float64 products are always exact-input.
     precision = "ieee" if compute == torch.float64 else precision
-    dtype_name = "float64" if compute == torch.float64 else "float32"
+    dtype_name = compute_dtype_name(compute)
     eps_hi, eps_lo = eps_halves(float(eps))
     unused = norm  # a pointer that is never written (its STORE / SAVE flag is off)
     kernel = _polynomial_roots_kernel if family == "polynomial" else _newton_schulz_roots_kernel
@@ -638,10 +638,6 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
     return ForwardOutputs(sqrt_out, inv_out, saved_sqrt, saved_inv, norm)
 
 
-def _compute_dtype(a: torch.Tensor) -> torch.dtype:
-    return torch.float64 if a.dtype == torch.float64 else torch.float32
-
-
 def taylor_roots(a, degree: int, want_sqrt: bool, want_inv: bool, need_backward: bool, eps: float = 0.0,
                  precision: str = "ieee") -> ForwardOutputs:
     """MTP roots of sym(a) + eps I, a (B, n, n) of any float dtype and strides, in one launch.
@@ -651,7 +647,7 @@ def taylor_roots(a, degree: int, want_sqrt: bool, want_inv: bool, need_backward:
     """
     if not isinstance(degree, int) or degree < 1:
         raise ValueError(f"taylor_roots: degree: expected an int >= 1, got {degree!r}")
-    table = coefficient_table(zip(sqrt_taylor(degree), inv_sqrt_taylor(degree)), _compute_dtype(a), a.device)
+    table = coefficient_table(zip(sqrt_taylor(degree), inv_sqrt_taylor(degree)), compute_dtype_for(a.dtype), a.device)
     return _launch("polynomial", a, table, degree, want_sqrt, want_inv, need_backward, eps, precision,
                    PADE=False, SQRT_BY_POLYNOMIAL=want_sqrt or not want_inv)
 
@@ -664,7 +660,7 @@ def pade_roots(a, num_degree: int, den_degree: int, want_sqrt: bool, want_inv: b
     p_coeffs, q_coeffs = sqrt_pade(num_degree, den_degree)
     degree = max(num_degree, den_degree)
     pad = lambda c: tuple(c) + (0.0,) * (degree + 1 - len(c))  # noqa: E731 (0 * Z^k adds nothing)
-    table = coefficient_table(zip(pad(p_coeffs), pad(q_coeffs)), _compute_dtype(a), a.device)
+    table = coefficient_table(zip(pad(p_coeffs), pad(q_coeffs)), compute_dtype_for(a.dtype), a.device)
     return _launch("polynomial", a, table, degree, want_sqrt, want_inv, need_backward, eps, precision,
                    PADE=True, SQRT_BY_POLYNOMIAL=want_sqrt or not want_inv)
 
@@ -677,7 +673,7 @@ def newton_schulz_roots(a, steps, want_sqrt: bool, want_inv: bool, need_backward
     steps = tuple(steps)
     if not steps:
         raise ValueError("newton_schulz_roots: steps: expected at least one (a, b) step")
-    table = coefficient_table(steps, _compute_dtype(a), a.device)
+    table = coefficient_table(steps, compute_dtype_for(a.dtype), a.device)
     return _launch("newton_schulz", a, table, len(steps), want_sqrt, want_inv, need_backward, eps,
                    precision, TRACE_NORM=trace_norm)
 

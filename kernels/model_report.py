@@ -8,7 +8,7 @@ import dataclasses
 from . import case_model, compile_report, perf_model, report_table
 from .hardware import gpus_for
 
-PRECISIONS = ("ieee", "tf32x3", "tf32")
+from tritonsqrt.constants import PRECISIONS
 # Shown in the kernel table without --verbose: the fused kernels at 64, the tiled ones at 1024.
 SHOWN_SIZES = (64, 1024)
 

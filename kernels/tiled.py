@@ -37,9 +37,9 @@ from .tile_blocks import (load_block, norm_scalars, product_tile, step_norm, sto
                           store_symmetric, tile_indices, tile_position)
 from .tiled_space import SM80_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
+from tritonsqrt.constants import PRECISIONS, dtype_name as _dtype_name
 from tritonsqrt.tuning import cache as tuning
 
-PRECISIONS = ("ieee", "tf32x3", "tf32")
 
 # ---------------------------------------------------------------------------------------
 # Forward kernels
@@ -482,10 +482,6 @@ _KERNELS = {
     "lyapunov_update": _lyapunov_update_kernel,
 }
 _SOURCE_HASHES: dict = {}
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    return "float64" if dtype == torch.float64 else "float32"
 
 
 def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision: str, args: tuple, flags: dict):

@@ -87,10 +87,12 @@ def _placements():
 def _roots_strategies(a, outputs, eps, need_backward, *plan_args):
     """Shard(0) in, Shard(0) out (or all Replicate). Absent outputs (shape (0,)) are always
     Replicate, as the empty gradients autograd's side makes are: no slot is ever redistributed."""
-    from .paths.custom_ops import _EMPTY_SHAPE, _layout, plan_from_args
+    from .constants import compute_dtype_for
+    from .paths.custom_ops import _EMPTY_SHAPE, _layout, decode_plan
 
     probe = torch.empty(a.shape, dtype=a.tensor_meta.dtype, device="meta")
-    layout = _layout(probe, plan_from_args(probe, *plan_args), outputs, need_backward)
+    plan = decode_plan(plan_args, compute_dtype_for(probe.dtype), probe.shape[-1])
+    layout = _layout(probe, plan, outputs, need_backward)
     absent = [shape == _EMPTY_SHAPE for shape, _ in layout.values()]
     replicate, _ = _placements()
     return [([replicate if empty else placement for empty in absent], [placement] + [None] * (3 + len(plan_args)))

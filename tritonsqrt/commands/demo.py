@@ -16,7 +16,6 @@ import torch
 
 from .. import api
 from ..perf import competitors
-from ..paths.routing import kernel_family
 from ..perf.timing import synchronized_times
 from ..plan import METHODS, auto_method, resolve
 from ..numerics.reference import symmetrize
@@ -60,8 +59,7 @@ def _rows(device: torch.device, n: int, dtype: torch.dtype, extra_method: str) -
         # The headline method of a GPU, on the torch path: the same steps the kernels run.
         rows.append(Row(f"{gpu.method} (GPU default; torch path here)",
                         lambda a: api.inv_sqrtm(a, method=gpu.method, backend="torch")))
-        family = f" ({kernel_family(n)} kernels)" if gpu.backend == "triton" else ""
-        notes.append(f"on a CUDA GPU, auto runs {gpu.describe()}{family}; no GPU here, so the "
+        notes.append(f"on a CUDA GPU, auto runs {gpu.describe()}{gpu.where}; no GPU here, so the "
                      f"{gpu.method} row ran the same steps on the torch path")
     if extra_method not in ("auto", gpu.method):
         rows.append(Row(f"{extra_method}", lambda a: api.inv_sqrtm(a, method=extra_method)))

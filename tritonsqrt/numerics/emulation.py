@@ -33,7 +33,8 @@ import contextlib
 import torch
 from torch.overrides import TorchFunctionMode
 
-PRECISIONS = ("ieee", "tf32", "tf32x3")
+from ..constants import PRECISIONS
+
 _LOW_13_BITS_CLEARED = -(1 << 13)  # 0xFFFFE000 as an int32: keeps sign, exponent, 10 mantissa bits
 _HALF_TF32_ULP = 1 << 12  # added to the magnitude bits before truncating: round half away from zero
 
