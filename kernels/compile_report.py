@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import importlib.util
 import io
 import json
 import os
@@ -31,7 +30,7 @@ import tempfile
 import time
 
 from . import perf_model, sass
-from .launch_options import LAUNCH_OPTIONS
+from .launch import LAUNCH_OPTIONS
 from .report_table import compact_table
 
 from tritonsqrt.constants import interpreter_on
@@ -60,27 +59,8 @@ _PTXAS_SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, 
 
 
 def kernel_modules() -> list:
-    """The kernel modules present in this build that list their specs.
-
-    A module absent, or present without `compile_specs` yet, is skipped (`main` says which);
-    one that fails to import raises.
-    """
-    found = []
-    for name in KERNEL_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue
-        if hasattr(module, "compile_specs"):
-            found.append(module)
-    return found
-
-
-def modules_without_specs() -> list[str]:
-    return [name for name in KERNEL_MODULES
-            if importlib.util.find_spec(name) is not None and name not in {m.__name__ for m in kernel_modules()}]
+    """The kernel modules, each with its `compile_specs(n, dtype_name)`."""
+    return [importlib.import_module(name) for name in KERNEL_MODULES]
 
 
 def _read_ptxas_log(log: str) -> dict:
@@ -194,8 +174,7 @@ def _dump_sass(folder: str, row: dict) -> None:
 
 def launched(module_short: str, n: int) -> bool:
     """Whether the library launches this kernel module at size n: the fused kernels up to
-    `backends.max_kernel_n()` (64), the tiled ones above it. `lyapunov_backward` compiles up to
-    128, but n = 128 goes to the tiled path."""
+    `routing.max_kernel_n()` (64), the tiled ones above it (`routing.path_for`)."""
     from tritonsqrt.paths.routing import max_kernel_n
 
     return (n <= max_kernel_n()) == (module_short != "tiled")
@@ -400,8 +379,6 @@ def main(args) -> int:
         return 2
     modules = [m.__name__ for m in kernel_modules()]
     print(f"Triton {triton.__version__}; kernel modules: {', '.join(modules) or 'none'}")
-    for name in modules_without_specs():
-        print(f"note: {name} has no compile_specs(n, dtype_name); not compiled")
     jobs = default_jobs() if args.jobs is None else args.jobs
     if args.model:
         from .model_report import run_model

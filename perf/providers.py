@@ -1,8 +1,8 @@
 """Every implementation the benchmarks time, as `Provider`s: a name and a function of A per op.
 
-tritonsqrt with each method; the competitors of DESIGN.md section 6 (official MPA-Lya and
-MTP-Lya, iSQRT-COV's trace-normalised Newton–Schulz with autograd, eigh with autograd), all from
-`tritonsqrt.numerics.reference` so the benchmark and the tests time the same code; our torch path
+tritonsqrt with each method; the competitors (official MPA-Lya and MTP-Lya, iSQRT-COV's
+trace-normalised Newton–Schulz with autograd, eigh with autograd), all from
+`tritonsqrt.perf.competitors` so the benchmark and the tests time the same code; our torch path
 eager (`torch:scaled_ns`: the same method as chains of cuBLAS products and element-wise kernels,
 what the Triton kernels are measured against) and under torch.compile.
 """

@@ -49,10 +49,10 @@ def test_gpu_auto_plan_is_scaled_ns_within_100_products():
 
 
 # The seed paper's methods at the paper's settings: accurate for well-conditioned input only
-# (DESIGN.md section 3). Bounds are the figures measured here, with headroom, and the backward
+# (README, "Accuracy"). Bounds are the figures measured here, with headroom, and the backward
 # must beat the official 8-step code at every kappa (theirs: 1.9e-2 at kappa 10).
 PAPER_BOUNDS = {  # method -> kappa -> (sqrtm, inv_sqrtm) forward bound, n in (2, 33, 64)
-    # measured here: mpa 1.0e-2 / 2.5e-2 and 6.4e-2 / 2.8e-1 (= DESIGN.md's official figures),
+    # measured here: mpa 1.0e-2 / 2.5e-2 and 6.4e-2 / 2.8e-1 (= the official code's figures),
     # mtp 8.8e-2 / 3.1e-1 and 2.3e-1 / 6.6e-1, ns (iSQRT-COV: trace norm, 5 steps) 2.4e-1 / 4.1e-1
     # and 2.2e-1 / 6.9e-1 (the trace puts the eigenvalues near 1/n, far from where NS converges fast).
     "mpa": {1e1: (1.2e-2, 3e-2), 1e2: (7.5e-2, 3.2e-1)},

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from tritonsqrt.paths import tiled_path, torch_path  # noqa: E402
 from tritonsqrt.tuning import cache as tuning  # noqa: E402
 from tritonsqrt.testing.instrument import count_launches  # noqa: E402
-from tritonsqrt.kernels import tiled, tiled_space  # noqa: E402
+from tritonsqrt.kernels import spaces as tiled_space, tiled  # noqa: E402
 from tritonsqrt.plan import Plan  # noqa: E402
 from tritonsqrt.testing import random_symmetric, spd_with_condition  # noqa: E402
 

@@ -28,12 +28,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            if not (error.name or "").startswith("tritonsqrt"):
-                raise
-            continue  # that part of the package is not present in this build
+        module = importlib.import_module(module_name)
         modules[name] = module
         module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     return parser, modules
