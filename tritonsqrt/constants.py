@@ -15,6 +15,9 @@ BACKENDS = ("auto", "torch", "triton")  # what the user asks for
 PATHS = ("torch", "fused", "tiled")  # where a resolved plan runs (tritonsqrt.paths)
 # Triton tl.dot input precisions; float64 always computes in "ieee".
 PRECISIONS = ("ieee", "tf32x3", "tf32")
+# The fixed schedules reach float64 rounding within their 60-step cap up to about here
+# (45 steps at n = 4096; 1e60 hits the cap).
+MAX_CONDITION_LIMIT = 1e30
 
 
 def compute_dtype_for(dtype: torch.dtype) -> torch.dtype:

@@ -14,10 +14,9 @@ import numbers
 
 import torch
 
-from .constants import BACKENDS, METHODS, PRECISIONS, compute_dtype_for, dtype_name
+from .constants import BACKENDS, MAX_CONDITION_LIMIT, METHODS, PRECISIONS, compute_dtype_for, dtype_name
 from .numerics.coefficients import scaled_ns_schedule
 from .paths import routing
-from .validation import MAX_CONDITION_LIMIT
 
 
 # Defaults of the seed paper and of iSQRT-COV.
@@ -178,7 +177,7 @@ def resolve(
             raise ValueError(f"iterations: expected a positive int, got {iterations!r}")
         changes["ns_iterations"] = int(iterations)
     if max_condition is not None:
-        # Beyond the limit the 60-step schedule cap leaves it unconverged (validation.py).
+        # Beyond the limit the 60-step schedule cap leaves it unconverged (constants.py).
         if isinstance(max_condition, bool) or not isinstance(max_condition, numbers.Real) or not (
                 1 <= max_condition <= MAX_CONDITION_LIMIT):
             raise ValueError(f"max_condition: expected a number in [1, {MAX_CONDITION_LIMIT:g}], got {max_condition!r}")

@@ -8,11 +8,8 @@ import numbers
 import torch
 from torch.autograd import forward_ad
 
+from .constants import MAX_CONDITION_LIMIT
 from .distributed import check_placements
-
-# The fixed schedules reach float64 rounding within their 60-step cap up to about here
-# (45 steps at n = 4096; 1e60 hits the cap).
-MAX_CONDITION_LIMIT = 1e30
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
