@@ -19,12 +19,13 @@ import torch
 from tritonsqrt import testing
 from tritonsqrt.paths import routing
 from tritonsqrt.testing import instrument
+from tritonsqrt.constants import METHODS as ALL_METHODS
 from tritonsqrt.plan import resolve
 
 from .cases import Case, public_op
 
 # Every method the torch path implements ("auto" is one of these, per device).
-METHODS = ("scaled_ns", "ns", "mpa", "mtp", "eigh")
+METHODS = tuple(method for method in ALL_METHODS if method != "auto")
 LAUNCH_N, LAUNCH_BATCH = 16, 2
 
 

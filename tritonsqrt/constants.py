@@ -10,7 +10,7 @@ import torch
 METHODS = ("auto", "scaled_ns", "ns", "mpa", "mtp", "eigh")
 # Methods built from matrix products only, so a Triton kernel runs them; eigh stays on torch
 # (an eigendecomposition is no chain of products).
-KERNEL_METHODS = ("mtp", "mpa", "ns", "scaled_ns")
+KERNEL_METHODS = ("scaled_ns", "ns", "mpa", "mtp")
 BACKENDS = ("auto", "torch", "triton")  # what the user asks for
 PATHS = ("torch", "fused", "tiled")  # where a resolved plan runs (tritonsqrt.paths)
 # Triton tl.dot input precisions; float64 always computes in "ieee".

@@ -21,11 +21,12 @@ from ..paths import routing
 from . import cache as tuning
 from ..commands import args as arg_types
 from ..commands.progress import Progress
+from ..constants import KERNEL_METHODS
 from ..plan import Plan, auto_method, compute_dtype_for
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 OPS = ("sqrtm", "inv_sqrtm", "sqrtm_and_inv_sqrtm")
-WARMUP_METHODS = ("auto", "scaled_ns", "ns", "mpa", "mtp")
+WARMUP_METHODS = ("auto",) + KERNEL_METHODS  # what a Triton kernel runs
 GPU_SIZES = "16,32,64,128,256,512,1024"
 # Under the interpreter every program runs in Python: one tile per matrix keeps a run to a minute.
 INTERPRETER_SIZES = "20"
