@@ -1,6 +1,6 @@
 """The public ops as torch.library custom ops, with their autograd and fake (meta) kernels.
 
-`tritonsqrt::roots` runs a plan's forward on its backend (torch reference or Triton kernels)
+`tritonsqrt::roots` runs a plan's forward on its path (`plan.path`: torch, fused or tiled)
 and returns the results plus what the backward needs; `tritonsqrt::roots_backward` turns
 output gradients into dL/dA. Being custom ops, both are opaque single nodes to
 torch.compile(fullgraph=True) and export, and `torch.library.opcheck` tests them.
@@ -43,7 +43,6 @@ def decode_plan(args: tuple, compute_dtype: torch.dtype, n: int) -> Plan:
     return Plan(method=method, compute_dtype=compute_dtype, n=n, backend=backend, taylor_degree=taylor_degree,
                 pade_degrees=(pade_num, pade_den), ns_iterations=ns_iterations, max_condition=max_condition,
                 precision=precision, eigh_dtype=torch.float64 if eigh_float64 else None)
-
 
 
 def _layout(a, plan: Plan, outputs: str, need_backward: bool):
