@@ -27,13 +27,12 @@ TILED_LAUNCH_OPTIONS = dict(LAUNCH_OPTIONS, **({"maxnreg": 255} if version_tuple
 _SOURCE_HASHES: dict = {}
 
 
-def source_hash(kernel) -> str:
-    """The hash of a kernel's source and the @triton.jit helpers it calls, once per process: a
-    stored config is used only while the code it was tuned on is unchanged."""
-    key = id(kernel)
-    if key not in _SOURCE_HASHES:
-        _SOURCE_HASHES[key] = tuning.kernel_source_hash(kernel)
-    return _SOURCE_HASHES[key]
+def source_hash(name: str, kernel) -> str:
+    """The hash of a kernel's source and the @triton.jit helpers it calls, once per process and
+    kernel name: a stored config is used only while the code it was tuned on is unchanged."""
+    if name not in _SOURCE_HASHES:
+        _SOURCE_HASHES[name] = tuning.kernel_source_hash(kernel)
+    return _SOURCE_HASHES[name]
 
 
 def dot_precision(dtype_name: str, precision: str) -> str:
@@ -54,4 +53,4 @@ def tuned_launch(name: str, kernel, key: dict, candidates: list, run, device) ->
     name: the kernel's name in the cache ("fused.newton_schulz_roots", "tiled.product", ...);
     run(config): launches once, repeatable (reads its inputs, writes only outputs and scratch).
     """
-    run(tuning.select_config(name, source_hash(kernel), key, candidates, run, device=device))
+    run(tuning.select_config(name, source_hash(name, kernel), key, candidates, run, device=device))

@@ -50,7 +50,7 @@ def test_warmup_tunes_then_hits_the_cache_and_exports(tmp_path):
     package = tmp_path / "package"
     package.mkdir()
     (package / f"{tuning.file_slug(tuning.INTERPRETER_DEVICE)}.json").write_text(export.read_text())
-    probe = ("import sys, pathlib; from tritonsqrt.tuning import cache as tuning, cli; "
+    probe = ("import sys, pathlib; from tritonsqrt import cli; from tritonsqrt.tuning import cache as tuning; "
              f"tuning.package_config_dir = lambda: pathlib.Path({str(package)!r}); sys.exit(cli.main(sys.argv[1:]))")
     third = subprocess.run([sys.executable, "-c", probe, *ARGS], cwd=ROOT, capture_output=True, text=True, timeout=300,
                            env=dict(os.environ, TRITON_INTERPRET="1", TRITONSQRT_CACHE_DIR=str(tmp_path / "empty")))
