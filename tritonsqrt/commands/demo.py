@@ -33,6 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", default="auto", choices=METHODS,
                         help="method of the whitening shown first (the table has the others)")
     parser.add_argument("--repeats", type=arg_types.positive_int, default=5, help="timed calls per method (best is shown)")
+    parser.add_argument("--threads", type=arg_types.positive_int, default=1,
+                        help="CPU threads for torch (default 1: steadier timings on a shared machine)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +62,8 @@ def _rows(device: torch.device, n: int, dtype: torch.dtype, extra_method: str) -
         rows.append(Row(f"{gpu.method} (GPU default; torch path here)",
                         lambda a: api.inv_sqrtm(a, method=gpu.method, backend="torch")))
         family = f" ({kernel_family(n)} kernels)" if gpu.backend == "triton" else ""
-        notes.append(f"on a CUDA GPU, auto runs {gpu.describe()}{family}; no GPU here, so the "
-                     f"{gpu.method} row ran the same steps on the torch path")
+        notes.append(f"on a CUDA GPU, auto runs {gpu.describe()}{family};\n"
+                     f"no GPU here, so the {gpu.method} row ran the same steps on the torch path")
     if extra_method not in ("auto", gpu.method):
         rows.append(Row(f"{extra_method}", lambda a: api.inv_sqrtm(a, method=extra_method)))
     rows.append(Row(BASELINE, lambda a: reference.eigh_autograd(a, inverse=True)))
@@ -102,6 +104,18 @@ def format_table(results: list[dict]) -> str:
 
 def main(args) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        # Two intra-op threads on cores other jobs use stall small calls 10x and more
+        # (docs/perf.md); one thread keeps the table's ratios meaningful.
+        torch.set_num_threads(args.threads)
+    try:
+        return _run(args, device)
+    finally:
+        torch.set_num_threads(threads)  # called in-process (tests), leave the process as it was
+
+
+def _run(args, device: torch.device) -> int:
     gen = torch.Generator().manual_seed(0)
     # Correlated features: a random rotation of independent channels with scales from 1 to 0.1.
     mixing = (random_orthogonal(args.groups, args.n, gen) * torch.logspace(0, -1, args.n, dtype=torch.float64)).float()
@@ -127,11 +141,11 @@ def main(args) -> int:
     upstream = random_symmetric(args.groups, args.n, seed=1, device=device)
     rows, notes = _rows(device, args.n, cov.dtype, args.method)
     print()
-    print(f"inv_sqrtm of the same {args.groups} matrices (+ 1e-5 I), forward and backward for a random symmetric "
+    print(f"inv_sqrtm of the same {args.groups} matrices (+ 1e-5 I), forward and backward for a random symmetric\n"
           "upstream gradient; errors: worst relative Frobenius error over the batch against float64 eigh")
     print(format_table(compare(a, upstream, rows, args.repeats, exact)))
     for note in notes:
         print(note)
     print(f"times: best of {args.repeats} wall-clock calls on {device}"
-          + (" (CUDA synchronised around each)" if device.type == "cuda" else ""))
+          + (" (CUDA synchronised around each)" if device.type == "cuda" else f", torch threads: {args.threads}"))
     return 0
