@@ -613,6 +613,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     methods = {
         "mtp": ("polynomial", _polynomial_roots_kernel, {"PADE": False, "SQRT_BY_POLYNOMIAL": True}),
         "mpa": ("polynomial", _polynomial_roots_kernel, {"PADE": True, "SQRT_BY_POLYNOMIAL": True}),
+        # scaled_ns's Frobenius norm; ns's trace norm (TRACE_NORM) keeps fewer values live.
         "ns": ("newton_schulz", _newton_schulz_roots_kernel, {"TRACE_NORM": False}),
     }
     specs = []

@@ -23,13 +23,13 @@ def kernel_family(name: str) -> str:
 
 
 def compact_table(rows: list[dict]) -> str:
-    """One line per (arch, n, dtype, kernel family, precision): the worst of its configs."""
+    """One line per (arch, n, dtype, kernel family, precision): the worst of its configs
+    (most registers, spill bytes stored + loaded, shared memory), and how many fit."""
     groups: dict = {}
     for row in rows:
         key = (row["arch"], row["n"], row["dtype"], kernel_family(row["kernel"]), row.get("precision", "-"))
         groups.setdefault(key, []).append(row)
-    cells = [["arch", "n", "dtype", "kernel", "precision", "configs", "warps", "max regs", "max spill B",
-              "max smem KB", "fit"]]
+    cells = [["arch", "n", "dtype", "kernel", "precision", "cfgs", "warps", "regs", "spill B", "smem KB", "fit"]]
     for (arch, n, dtype, family, precision), group in groups.items():
         ok = [row for row in group if not row["error"]]
         cells.append([arch, str(n), dtype, family, precision, str(len(group)),

@@ -120,7 +120,7 @@ def fused_roots_config(n: int, dtype_name: str, kernel: str, precision: str = "i
     3.9; figures in docs/fused-kernels.md). ptxas caps some kernels at 128 or 80 registers
     and spills a few bytes rather than use more (BLOCK 16 Taylor at 4 warps, Newton–Schulz at
     8), so the choice is per kernel; streamed at 16 warps stays at 83-116 registers.
-    `precision` is accepted so that a future split by precision keeps this signature.
+    `precision` matters at BLOCK 16 only (Newton–Schulz with tf32x3 takes 8 warps).
     """
     if not 1 <= n <= FUSED_MAX_N:
         raise ValueError(f"n: the fused forward kernels take 1 <= n <= {FUSED_MAX_N}, got {n}")
@@ -130,7 +130,10 @@ def fused_roots_config(n: int, dtype_name: str, kernel: str, precision: str = "i
     config = {"BLOCK": block, "MATRICES": 1, "STREAM": False, "CHUNK": 16, "num_warps": 4, "num_stages": 1,
               "SCRATCH_SLOTS": 4 if kernel == "polynomial" else 3}
     if block == 16:
-        config.update(MATRICES=4, num_warps=8 if kernel == "polynomial" else 4)
+        # Newton–Schulz at 4 warps: ptxas caps it at 128 registers and, with tf32x3 on sm_80,
+        # spills 8 bytes since the norm became scale-safe; 8 warps fit at 79-80 (compile-report).
+        wide = kernel == "polynomial" or precision == "tf32x3"
+        config.update(MATRICES=4, num_warps=8 if wide else 4)
     elif block == 64 and dtype_name == "float32":
         config.update(STREAM=True, num_warps=16)
     elif block == 64:

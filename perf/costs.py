@@ -75,7 +75,7 @@ def launch_counting_unavailable(device: torch.device) -> str | None:
 
 def launch_sizes(device: torch.device) -> list[int]:
     """n = 16 (the fused kernels), and just past the largest fused size when the Triton path
-    covers it (the tiled kernels, one launch per step), so both families are gated."""
+    covers it (the tiled kernels, two launches per step), so both families are gated."""
     sizes = [LAUNCH_N]
     beyond = routing.max_kernel_n() + 16
     probe = torch.empty(0, beyond, beyond, device=device)

@@ -151,5 +151,5 @@ def test_table_and_command(tmp_path, capsys):
                      "--module", "fused_roots,fused_lyapunov"])  # the session child's rows
     assert code == 0
     printed = capsys.readouterr().out
-    assert "lyapunov_backward" in printed and "max regs" in printed
+    assert "lyapunov_backward" in printed and "spill B" in printed
     assert out.exists()

@@ -71,8 +71,13 @@ def test_python_blocks_run_as_written(path, monkeypatch):
         if marker == "fragment" or (marker == "needs-cuda" and not torch.cuda.is_available()):
             continue
         out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            exec(compiled, namespace)  # noqa: S102 - the documentation's own code
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compiled, namespace)  # noqa: S102 - the documentation's own code
+        except Exception as error:
+            pytest.fail(f"{where}: the block fails as written: {type(error).__name__}: {error}. Fix the block; "
+                        "only a GPU-only block or a call shown inside the reader's own code may be marked "
+                        "<!-- docs-test: needs-cuda --> or <!-- docs-test: fragment --> (tests/test_docs.py)")
         for expected in re.findall(r"#\s*(torch\.Size\(\[[^\]]*\]\))", code):
             assert expected in out.getvalue(), f"{where}: printed {out.getvalue()!r}, the comment says {expected}"
 

@@ -33,6 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", default="auto", choices=METHODS,
                         help="method of the whitening shown first (the table has the others)")
     parser.add_argument("--repeats", type=arg_types.positive_int, default=5, help="timed calls per method (best is shown)")
+    parser.add_argument("--threads", type=arg_types.positive_int, default=1,
+                        help="CPU threads for torch (default 1: steadier timings on a shared machine)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +103,18 @@ def format_table(results: list[dict]) -> str:
 
 def main(args) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        # Two intra-op threads on cores other jobs use stall small calls 10x and more
+        # (docs/perf.md); one thread keeps the table's ratios meaningful.
+        torch.set_num_threads(args.threads)
+    try:
+        return _run(args, device)
+    finally:
+        torch.set_num_threads(threads)  # called in-process (tests), leave the process as it was
+
+
+def _run(args, device: torch.device) -> int:
     gen = torch.Generator().manual_seed(0)
     # Correlated features: a random rotation of independent channels with scales from 1 to 0.1.
     mixing = (random_orthogonal(args.groups, args.n, gen) * torch.logspace(0, -1, args.n, dtype=torch.float64)).float()
@@ -126,11 +140,11 @@ def main(args) -> int:
     upstream = random_symmetric(args.groups, args.n, seed=1, device=device)
     rows, notes = _rows(device, args.n, cov.dtype, args.method)
     print()
-    print(f"inv_sqrtm of the same {args.groups} matrices (+ 1e-5 I), forward and backward for a random symmetric "
+    print(f"inv_sqrtm of the same {args.groups} matrices (+ 1e-5 I), forward and backward for a random symmetric\n"
           "upstream gradient; errors: worst relative Frobenius error over the batch against float64 eigh")
     print(format_table(compare(a, upstream, rows, args.repeats, exact)))
     for note in notes:
         print(note)
     print(f"times: best of {args.repeats} wall-clock calls on {device}"
-          + (" (CUDA synchronised around each)" if device.type == "cuda" else ""))
+          + (" (CUDA synchronised around each)" if device.type == "cuda" else f", torch threads: {args.threads}"))
     return 0
