@@ -266,8 +266,8 @@ def test_precision_reaches_the_kernel(precision, n):
     through, and the streamed kernels' (n > 32) own tf32x3 split must add up."""
     a = test_input(3, n, seed=1)
     plan = plan_for("ns", a, precision=precision)
-    got = triton_path.roots_forward(a, plan, True, True, False, 0.0)
-    # The torch path emulates the tensor cores' rounding (tritonsqrt/emulation.py); the
+    got = fused_path.roots_forward(a, plan, True, True, False, 0.0)
+    # The torch path emulates the tensor cores' rounding (tritonsqrt/numerics/emulation.py); the
     # interpreter does not, so the kernel is held to the torch path at ieee.
     want = torch_path.roots_forward(a, plan_for("ns", a, precision="ieee"), True, True, False, 0.0)
     check_roots(got, want, TOLERANCE, precision)
