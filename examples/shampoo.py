@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import tritonsqrt as ts
-from tritonsqrt.reference import eigh_inverse_root
+from tritonsqrt.perf.competitors import eigh_inverse_root
 
 
 def load_digits_split(seed: int = 0):

@@ -6,13 +6,13 @@ The launch sequence is the one of the library's launchers:
   running the plan's forward steps; backward one `lyapunov_backward` launch, B programs, the
   backward steps. Among the tuning candidates the model takes its own fastest (what the tuner
   should find, if the model is right).
-- n > 64 (tiled, `tritonsqrt/tiled_path.py`): forward `prepare_forward`, the first
+- n > 64 (tiled, `tritonsqrt/paths/tiled_path.py`): forward `prepare_forward`, the first
   Newton–Schulz step, then per further step a full product and a step; backward
   `prepare_backward`, for the inverse root two products, then per step `lyapunov_products` and
   `lyapunov_update`; product kernels over cdiv(n, BLOCK)^2 x B programs. The config is the
   first of the autotune space (a cold tuning cache), not tuned.
 
-Floor (perf/floor.py, DESIGN.md section 6) with the GPU's published rates: bytes over memory
+Floor (perf/floor.py) with the GPU's published rates: bytes over memory
 bandwidth or FLOPs over the product rate of the precision, plus one launch latency a kernel.
 """
 
@@ -25,7 +25,7 @@ import torch
 from . import perf_model
 from .hardware import Gpu
 
-FUSED_LIMIT = 64  # tritonsqrt.backends.max_kernel_n()
+FUSED_LIMIT = 64  # tritonsqrt.paths.routing.max_kernel_n()
 ELEMENTWISE_BLOCK = 32  # kernels/tiled.py
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import importlib.util
 import io
 import json
 import os
@@ -31,8 +30,10 @@ import tempfile
 import time
 
 from . import perf_model, sass
-from .launch_options import LAUNCH_OPTIONS
+from .launch import LAUNCH_OPTIONS
 from .report_table import compact_table
+
+from tritonsqrt.constants import interpreter_on
 
 KERNEL_MODULES = ("tritonsqrt.kernels.fused_roots", "tritonsqrt.kernels.fused_lyapunov", "tritonsqrt.kernels.tiled")
 DEFAULT_SIZES = (16, 32, 64, 128)
@@ -58,27 +59,8 @@ _PTXAS_SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, 
 
 
 def kernel_modules() -> list:
-    """The kernel modules present in this build that list their specs.
-
-    A module absent, or present without `compile_specs` yet, is skipped (`main` says which);
-    one that fails to import raises.
-    """
-    found = []
-    for name in KERNEL_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue
-        if hasattr(module, "compile_specs"):
-            found.append(module)
-    return found
-
-
-def modules_without_specs() -> list[str]:
-    return [name for name in KERNEL_MODULES
-            if importlib.util.find_spec(name) is not None and name not in {m.__name__ for m in kernel_modules()}]
+    """The kernel modules, each with its `compile_specs(n, dtype_name)`."""
+    return [importlib.import_module(name) for name in KERNEL_MODULES]
 
 
 def _read_ptxas_log(log: str) -> dict:
@@ -107,10 +89,6 @@ def _compile_with_ptxas_log(source, target, options) -> tuple:
         knobs.compilation.always_compile = True
         compiled = triton.compile(source, target=target, options=options)
     return compiled, _read_ptxas_log(printed.getvalue())
-
-
-def _interpreter_on() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 _RESULTS: dict = {}  # what was compiled -> row: one compile per kernel and arch per process
@@ -196,9 +174,8 @@ def _dump_sass(folder: str, row: dict) -> None:
 
 def launched(module_short: str, n: int) -> bool:
     """Whether the library launches this kernel module at size n: the fused kernels up to
-    `backends.max_kernel_n()` (64), the tiled ones above it. `lyapunov_backward` compiles up to
-    128, but n = 128 goes to the tiled path."""
-    from tritonsqrt.backends import max_kernel_n
+    `routing.max_kernel_n()` (64), the tiled ones above it (`routing.path_for`)."""
+    from tritonsqrt.paths.routing import max_kernel_n
 
     return (n <= max_kernel_n()) == (module_short != "tiled")
 
@@ -233,7 +210,7 @@ def report(arch: str, sizes=DEFAULT_SIZES, dtypes=DTYPES, modules=None, jobs: in
         if name not in ARCHES:
             raise ValueError(f"arch: expected one of {', '.join(ARCHES)}, got {name!r}")
     jobs = default_jobs() if jobs is None else jobs
-    if _interpreter_on():
+    if interpreter_on():
         rows = _report_in_child(tuple(archs), tuple(sizes), tuple(dtypes), tuple(modules) if modules else None, jobs,
                                 launched_only)
         return [row for row in rows if modules is None or row["module"] in modules]
@@ -396,14 +373,12 @@ def main(args) -> int:
     if args.jobs is not None and args.jobs < 1:
         print(f"compile-report: --jobs: expected a positive count, got {args.jobs}", file=sys.stderr)
         return 2
-    if (args.model or args.dump_sass) and _interpreter_on():
+    if (args.model or args.dump_sass) and interpreter_on():
         print("compile-report: --model and --dump-sass compile in this process: unset TRITON_INTERPRET "
               "(the interpreter's kernels cannot be compiled)", file=sys.stderr)
         return 2
     modules = [m.__name__ for m in kernel_modules()]
     print(f"Triton {triton.__version__}; kernel modules: {', '.join(modules) or 'none'}")
-    for name in modules_without_specs():
-        print(f"note: {name} has no compile_specs(n, dtype_name); not compiled")
     jobs = default_jobs() if args.jobs is None else args.jobs
     if args.model:
         from .model_report import run_model

@@ -1,11 +1,11 @@
 """The Lyapunov backward of every iterative method, fused into one Triton launch.
 
-`lyapunov_backward` computes in one kernel what `tritonsqrt.torch_path.roots_backward` does
+`lyapunov_backward` computes in one kernel what `tritonsqrt.paths.torch_path.roots_backward` does
 with 5 torch products a step: the right-hand side G = sym(dL/dS) - Y sym(dL/dY) Y, then the
-matrix-sign Newton–Schulz iteration of `tritonsqrt.reference.lyapunov_sign` on
+matrix-sign Newton–Schulz iteration of `tritonsqrt.numerics.reference.lyapunov_sign` on
 B = S / sqrt(||A||_F), C = G / sqrt(||A||_F), and the symmetric gradient sym(C / 2).
 
-One program holds whole matrices (n <= 128) in registers for the whole iteration; for
+One program holds whole matrices (n <= 64) in registers for the whole iteration; for
 n <= 16 one program takes several matrices, each in its own slice of a batched (3-D) tl.dot,
 so a NaN in one matrix never reaches another. The (a, b) coefficients of the steps are read
 from a small device tensor inside a loop, not unrolled as constants: unrolling 12 steps made
@@ -20,14 +20,14 @@ import torch
 import triton
 import triton.language as tl
 
-from .launch_options import LAUNCH_OPTIONS
+from .launch import LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
+from .spaces import FUSED_MAX_N as MAX_N  # noqa: F401 (tests and callers read MAX_N here)
+from .spaces import fused_lyapunov_candidates as candidate_configs, fused_lyapunov_config as launch_config  # noqa: F401
 from .rounding import divide_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
-from tritonsqrt import tuning
+from tritonsqrt.constants import PRECISIONS, dtype_name as compute_dtype_name
 
-PRECISIONS = ("ieee", "tf32x3", "tf32")
-MAX_N = 128
 
 
 @triton.jit
@@ -255,60 +255,7 @@ def _lyapunov_backward_streamed_kernel(
     tl.store(out_ptr + offsets, grad, mask=mask)
 
 
-def launch_config(n: int, dtype_name: str, precision: str) -> dict:
-    """Which kernel, BLOCK, matrices per program and warps for one size, dtype and precision.
-
-    From `tritonsqrt compile-report` (ptxas -v, sm_80 and sm_90, Triton 3.9): the in-register
-    kernel is spill-free for BLOCK 16 (4 matrices, one warp each in the batched tl.dot), and
-    for BLOCK 32 with ieee (8 warps) or tf32 (4 warps) in float32; tf32x3 at BLOCK 32 and
-    every BLOCK >= 64 spill there (n = 64: 300-60000 bytes in every warp count), so they take
-    the streamed kernel: spill-free up to BLOCK 64 (8 warps), still spilling at BLOCK 128.
-    """
-    if not 1 <= n <= MAX_N:
-        raise ValueError(f"n: the fused Lyapunov kernel takes 1 <= n <= {MAX_N}, got {n}")
-    block = max(16, triton.next_power_of_2(n))
-    if block == 16:
-        return {"kernel": "registers", "BLOCK": 16, "MATRICES": 4, "num_warps": 4, "num_stages": 1}
-    if block == 32 and dtype_name == "float32" and precision in ("ieee", "tf32"):
-        warps = 8 if precision == "ieee" else 4
-        return {"kernel": "registers", "BLOCK": 32, "MATRICES": 1, "num_warps": warps, "num_stages": 1}
-    warps = {32: 4 if dtype_name == "float32" else 8, 64: 8, 128: 16}[block]
-    return {"kernel": "streamed", "BLOCK": block, "CHUNK": 16, "num_warps": warps, "num_stages": 1}
-
-
 _KERNELS = {"registers": _lyapunov_backward_kernel, "streamed": _lyapunov_backward_streamed_kernel}
-
-
-# Launch settings the tuner may pick besides `launch_config`'s, as (MATRICES, num_warps) for the
-# in-register kernel or num_warps for the streamed one, per (BLOCK, dtype, kernel): each compiles
-# without spills for sm_80 and sm_90 with every dot precision it serves, on Triton 3.9 and 3.6
-# (`tritonsqrt compile-report`; asserted by tests/test_compile_report.py). At BLOCK 64 4 and 16
-# warps spill, so 8 stays alone.
-_ALTERNATIVES = {
-    (16, "float32", "registers"): ((2, 4), (1, 4), (4, 8)),
-    (16, "float64", "registers"): ((2, 4), (1, 4), (4, 8)),
-    (32, "float32", "registers"): ((1, 8),),  # tf32's default is 4 warps; ieee spills at 4
-    (32, "float32", "streamed"): (8, 16),
-    (32, "float64", "streamed"): (16,),
-}
-_SOURCE_HASHES: dict = {}
-
-
-def candidate_configs(n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False) -> list[dict]:
-    """The configs the tuner chooses among at size n, `launch_config`'s first (the interpreter
-    takes the default only)."""
-    default = launch_config(n, dtype_name, precision)
-    if interpreter:
-        return [default]
-    candidates = [default]
-    for other in _ALTERNATIVES.get((default["BLOCK"], dtype_name, default["kernel"]), ()):
-        if default["kernel"] == "streamed":
-            config = dict(default, num_warps=other)
-        else:
-            config = dict(default, MATRICES=other[0], num_warps=other[1])
-        if config not in candidates:
-            candidates.append(config)
-    return candidates
 
 
 def steps_tensor(steps, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -358,9 +305,8 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
             _check_matrices(name, t, batch, n)
     if inv_mat is not None:
         inv_mat = inv_mat.to(compute_dtype)
-    # tf32 has no float64 form; float64 products are always exact-input.
-    precision = "ieee" if compute_dtype == torch.float64 else precision
-    dtype_name = "float64" if compute_dtype == torch.float64 else "float32"
+    dtype_name = compute_dtype_name(compute_dtype)
+    precision = dot_precision(dtype_name, precision)
 
     out = torch.empty((batch, n, n), dtype=compute_dtype, device=device)
     if batch == 0:
@@ -402,14 +348,11 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
 
     candidates = candidate_configs(n, dtype_name, precision, interpreter=device.type != "cuda")
     kernel_kind = candidates[0]["kernel"]
-    source_hash = _SOURCE_HASHES.get(kernel_kind)
-    if source_hash is None:
-        source_hash = _SOURCE_HASHES[kernel_kind] = tuning.kernel_source_hash(_KERNELS[kernel_kind])
     variant = "-".join(name for name, on in (("grad_sqrt", grad_sqrt is not None), ("grad_inv", grad_inv is not None))
                        if on)
-    key = {"n": candidates[0]["BLOCK"], "dtype": dtype_name, "precision": precision, "variant": variant}
+    key = tuning_key(candidates[0]["BLOCK"], dtype_name, precision, variant)
     name = "fused.lyapunov_backward" + ("_streamed" if kernel_kind == "streamed" else "")
-    run(tuning.select_config(name, source_hash, key, candidates, run, device=device))
+    tuned_launch(name, _KERNELS[kernel_kind], key, candidates, run, device)
     return out
 
 

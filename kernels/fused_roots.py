@@ -1,9 +1,9 @@
 """The forward of every iterative method (mtp, mpa, ns, scaled_ns), fused into one Triton launch.
 
-One launch does what `tritonsqrt.torch_path.roots_forward` does with a dozen torch ops: read A
+One launch does what `tritonsqrt.paths.torch_path.roots_forward` does with a dozen torch ops: read A
 through its strides, symmetrise it, add eps I and upcast (float16 / bfloat16 -> float32), take
 the Frobenius norm, form Z = I - A / ||A||_F (or the Newton–Schulz start), run the method of
-`tritonsqrt.reference` step for step, unscale (with the zero-matrix rule of `reference.unscale`)
+`tritonsqrt.numerics.reference` step for step, unscale (with the zero-matrix rule of `reference.unscale`)
 and store the roots, the tensors the backward keeps and the norm.
 
 One program holds whole matrices (n <= 64) for the whole chain; for n <= 16 one program takes
@@ -31,18 +31,14 @@ import torch
 import triton
 import triton.language as tl
 
-from .launch_options import LAUNCH_OPTIONS
+from .launch import LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
+from .spaces import FUSED_MAX_N as MAX_N  # noqa: F401 (tests and callers read MAX_N here)
+from .spaces import fused_roots_candidates as candidate_configs, fused_roots_config as launch_config  # noqa: F401
 from .rounding import divide_rn, eps_halves, eps_value, exponent_power, reciprocal_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
-from tritonsqrt import tuning
-from tritonsqrt.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
-
-PRECISIONS = ("ieee", "tf32x3", "tf32")
-# n = 128 does not fit one program: with whole operands in registers the Newton–Schulz kernel
-# needs 256 KiB of shared memory (tf32x3; H100 has 227 KiB) or spills 94 KB (ieee), and even
-# streamed every kernel spills 0.6-2 KB a thread at 16 or 32 warps (docs/fused-kernels.md).
-MAX_N = 64
+from tritonsqrt.constants import PRECISIONS, compute_dtype_for, dtype_name as compute_dtype_name
+from tritonsqrt.numerics.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
 
 # ---------------------------------------------------------------------------------------
 # Shared pieces of the kernels
@@ -491,91 +487,6 @@ class ForwardOutputs(NamedTuple):
     norm: torch.Tensor
 
 
-def launch_config(n: int, dtype_name: str, kernel: str, precision: str = "ieee") -> dict:
-    """BLOCK, matrices per program, streaming, warps and stages for one size, kernel
-    ("polynomial" or "newton_schulz") and dot precision.
-
-    BLOCK = 16 (n <= 16): four matrices per program as one (4, 16, 16) stack.
-    BLOCK = 32: one matrix per program, whole operands in registers.
-    BLOCK = 64: float32 streams its products from a scratch; with whole operands in
-    registers every tl.dot holds its full right operand in each warp and the Newton–Schulz
-    kernel spills 620-990 bytes (ieee) on sm_90 / sm_80 at any warp count. float64 (an f64
-    mma that holds far less) keeps everything in registers.
-    Warps: the counts with no spill on sm_80 and sm_90 (`tritonsqrt compile-report`, Triton
-    3.9; figures in docs/fused-kernels.md). ptxas caps some kernels at 128 or 80 registers
-    and spills a few bytes rather than use more (BLOCK 16 Taylor at 4 warps, Newton–Schulz at
-    8), so the choice is per kernel; streamed at 16 warps stays at 83-116 registers.
-    `precision` matters at BLOCK 16 only (Newton–Schulz with tf32x3 takes 8 warps).
-    """
-    if not 1 <= n <= MAX_N:
-        raise ValueError(f"n: the fused forward kernels take 1 <= n <= {MAX_N}, got {n}")
-    if kernel not in ("polynomial", "newton_schulz"):
-        raise ValueError(f"kernel: expected 'polynomial' or 'newton_schulz', got {kernel!r}")
-    block = max(16, triton.next_power_of_2(n))
-    config = {"BLOCK": block, "MATRICES": 1, "STREAM": False, "CHUNK": 16, "num_warps": 4, "num_stages": 1,
-              "SCRATCH_SLOTS": 4 if kernel == "polynomial" else 3}
-    if block == 16:
-        # Newton–Schulz at 4 warps: ptxas caps it at 128 registers and, with tf32x3 on sm_80,
-        # spills 8 bytes since the norm became scale-safe; 8 warps fit at 79-80 (compile-report).
-        wide = kernel == "polynomial" or precision == "tf32x3"
-        config.update(MATRICES=4, num_warps=8 if wide else 4)
-    elif block == 64 and dtype_name == "float32":
-        config.update(STREAM=True, num_warps=16)
-    elif block == 64:
-        config.update(num_warps=8)
-    return config
-
-
-# Launch settings the tuner may pick besides `launch_config`'s, as (MATRICES, num_warps) per
-# (BLOCK, dtype, kernel): each compiles without spills for sm_80 and sm_90 with every method and
-# dot precision of the kernel, on Triton 3.9 and 3.6 (`tritonsqrt compile-report`; asserted by
-# tests/test_compile_report.py). At BLOCK 64 the streamed Newton–Schulz kernel and float64
-# spill at every other warp count (2-16 tried), so they keep their one setting.
-_ALTERNATIVES = {
-    (16, "float32", "newton_schulz"): ((2, 4), (1, 4), (4, 8)),
-    (16, "float32", "polynomial"): ((2, 4), (1, 2)),
-    (16, "float64", "newton_schulz"): ((2, 4), (1, 4), (4, 8)),
-    (16, "float64", "polynomial"): ((2, 4), (1, 4), (4, 4)),
-    (32, "float32", "newton_schulz"): ((1, 8), (1, 2)),
-    (32, "float32", "polynomial"): ((1, 8),),
-    (32, "float64", "newton_schulz"): ((1, 8), (1, 2)),
-    (32, "float64", "polynomial"): ((1, 8), (1, 16)),
-    (64, "float32", "polynomial"): ((1, 8),),
-}
-
-
-def candidate_configs(n: int, dtype_name: str, kernel: str, precision: str = "ieee",
-                      interpreter: bool = False) -> list[dict]:
-    """The configs the tuner chooses among at size n, `launch_config`'s first.
-
-    The interpreter takes the default only: it times nothing that a GPU would choose by.
-    """
-    default = launch_config(n, dtype_name, kernel, precision)
-    if interpreter:
-        return [default]
-    candidates = [default]
-    for matrices, warps in _ALTERNATIVES.get((default["BLOCK"], dtype_name, kernel), ()):
-        config = dict(default, MATRICES=matrices, num_warps=warps)
-        if config not in candidates:
-            candidates.append(config)
-    return candidates
-
-
-_SOURCE_HASHES: dict = {}
-
-
-def _select_config(family: str, variant: str, n: int, dtype_name: str, precision: str, device, run) -> dict:
-    """The launch config through `tuning.select_config` (memory, shipped data, cache or timing)."""
-    kernel = _polynomial_roots_kernel if family == "polynomial" else _newton_schulz_roots_kernel
-    candidates = candidate_configs(n, dtype_name, family, precision, interpreter=device.type != "cuda")
-    source_hash = _SOURCE_HASHES.get(family)
-    if source_hash is None:
-        source_hash = _SOURCE_HASHES[family] = tuning.kernel_source_hash(kernel)
-    key = {"n": candidates[0]["BLOCK"], "dtype": dtype_name, "precision": precision, "variant": variant}
-    name = "fused.polynomial_roots" if family == "polynomial" else "fused.newton_schulz_roots"
-    return tuning.select_config(name, source_hash, key, candidates, run, device=device)
-
-
 def _check_input(a: torch.Tensor, want_sqrt: bool, want_inv: bool, precision: str) -> None:
     if a.dim() != 3 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"fused roots: a: expected (B, n, n), got shape {tuple(a.shape)}")
@@ -593,7 +504,7 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
     """Allocate the outputs, pick the pointers and flags, and launch one forward kernel."""
     _check_input(a, want_sqrt, want_inv, precision)
     batch, n = a.shape[0], a.shape[-1]
-    compute = torch.float64 if a.dtype == torch.float64 else torch.float32
+    compute = compute_dtype_for(a.dtype)
     same_dtype = a.dtype == compute
     new = lambda dtype: torch.empty((batch, n, n), dtype=dtype, device=a.device)  # noqa: E731
     sqrt_out = new(a.dtype) if want_sqrt else None
@@ -608,9 +519,8 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
     if batch == 0 or n == 0:  # nothing to launch; the norm of an empty matrix is 0
         return ForwardOutputs(sqrt_out, inv_out, saved_sqrt, saved_inv, norm.zero_())
 
-    # tf32 has no float64 form: float64 products are always exact-input.
-    precision = "ieee" if compute == torch.float64 else precision
-    dtype_name = "float64" if compute == torch.float64 else "float32"
+    dtype_name = compute_dtype_name(compute)
+    precision = dot_precision(dtype_name, precision)
     eps_hi, eps_lo = eps_halves(float(eps))
     unused = norm  # a pointer that is never written (its STORE / SAVE flag is off)
     kernel = _polynomial_roots_kernel if family == "polynomial" else _newton_schulz_roots_kernel
@@ -637,12 +547,10 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
     # The flags that change the kernel's work are part of the tuning key.
     variant = "-".join([family] + [f"{k.lower()}={int(v)}" for k, v in sorted(flags.items())]
                        + [name for name, on in (("sqrt", want_sqrt), ("inv", want_inv), ("saved", need_backward)) if on])
-    run(_select_config(family, variant, n, dtype_name, precision, a.device, run))
+    candidates = candidate_configs(n, dtype_name, family, precision, interpreter=a.device.type != "cuda")
+    key = tuning_key(candidates[0]["BLOCK"], dtype_name, precision, variant)
+    tuned_launch(f"fused.{family}_roots", kernel, key, candidates, run, a.device)
     return ForwardOutputs(sqrt_out, inv_out, saved_sqrt, saved_inv, norm)
-
-
-def _compute_dtype(a: torch.Tensor) -> torch.dtype:
-    return torch.float64 if a.dtype == torch.float64 else torch.float32
 
 
 def taylor_roots(a, degree: int, want_sqrt: bool, want_inv: bool, need_backward: bool, eps: float = 0.0,
@@ -654,7 +562,7 @@ def taylor_roots(a, degree: int, want_sqrt: bool, want_inv: bool, need_backward:
     """
     if not isinstance(degree, int) or degree < 1:
         raise ValueError(f"taylor_roots: degree: expected an int >= 1, got {degree!r}")
-    table = coefficient_table(zip(sqrt_taylor(degree), inv_sqrt_taylor(degree)), _compute_dtype(a), a.device)
+    table = coefficient_table(zip(sqrt_taylor(degree), inv_sqrt_taylor(degree)), compute_dtype_for(a.dtype), a.device)
     return _launch("polynomial", a, table, degree, want_sqrt, want_inv, need_backward, eps, precision,
                    PADE=False, SQRT_BY_POLYNOMIAL=want_sqrt or not want_inv)
 
@@ -667,7 +575,7 @@ def pade_roots(a, num_degree: int, den_degree: int, want_sqrt: bool, want_inv: b
     p_coeffs, q_coeffs = sqrt_pade(num_degree, den_degree)
     degree = max(num_degree, den_degree)
     pad = lambda c: tuple(c) + (0.0,) * (degree + 1 - len(c))  # noqa: E731 (0 * Z^k adds nothing)
-    table = coefficient_table(zip(pad(p_coeffs), pad(q_coeffs)), _compute_dtype(a), a.device)
+    table = coefficient_table(zip(pad(p_coeffs), pad(q_coeffs)), compute_dtype_for(a.dtype), a.device)
     return _launch("polynomial", a, table, degree, want_sqrt, want_inv, need_backward, eps, precision,
                    PADE=True, SQRT_BY_POLYNOMIAL=want_sqrt or not want_inv)
 
@@ -680,7 +588,7 @@ def newton_schulz_roots(a, steps, want_sqrt: bool, want_inv: bool, need_backward
     steps = tuple(steps)
     if not steps:
         raise ValueError("newton_schulz_roots: steps: expected at least one (a, b) step")
-    table = coefficient_table(steps, _compute_dtype(a), a.device)
+    table = coefficient_table(steps, compute_dtype_for(a.dtype), a.device)
     return _launch("newton_schulz", a, table, len(steps), want_sqrt, want_inv, need_backward, eps,
                    precision, TRACE_NORM=trace_norm)
 

@@ -8,7 +8,7 @@ import dataclasses
 from . import case_model, compile_report, perf_model, report_table
 from .hardware import gpus_for
 
-PRECISIONS = ("ieee", "tf32x3", "tf32")
+from tritonsqrt.constants import PRECISIONS
 # Shown in the kernel table without --verbose: the fused kernels at 64, the tiled ones at 1024.
 SHOWN_SIZES = (64, 1024)
 
@@ -44,7 +44,7 @@ def run_model(archs: list[str], jobs: int, dump_dir: str | None, verbose: bool) 
               f"instructions x warps / 4 schedulers; 'modeled cyc' is modeled)")
         print(report_table.model_kernel_table(shown))
         print(f"\n{arch}: modeled time of each bench case (all figures modeled, method auto = scaled_ns on the "
-              f"GPU; floor: published rates of the precision, DESIGN section 6)")
+              f"GPU; floor: published rates of the precision, perf/floor.py)")
         print(report_table.model_case_table(arch_cases, list(PRECISIONS)))
         rows += arch_rows
         cases += arch_cases

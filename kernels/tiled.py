@@ -19,7 +19,7 @@ per-band partial sums written by the first launch, and later launches read it fr
 (B, 1, 1) norm tensor; the coefficients of every step come from small device tables.
 
 Launch settings (BLOCK, BLOCK_K, GROUP, warps, stages) are chosen per kernel and matrix-size
-bucket through `tritonsqrt.tuning`; `tiled_space.candidate_configs` is the space,
+bucket through `tritonsqrt.tuning.cache`; `spaces.candidate_configs` is the space,
 `compile_specs` lists it for `tritonsqrt compile-report`. The shared `@triton.jit` pieces are in
 `tile_blocks.py`.
 """
@@ -30,16 +30,16 @@ import torch
 import triton
 import triton.language as tl
 
-from .launch_options import TILED_LAUNCH_OPTIONS
+from .launch import TILED_LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
 from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
 from .tile_blocks import (load_block, norm_scalars, product_tile, step_norm, store_block, store_output, store_root,
                           store_symmetric, tile_indices, tile_position)
-from .tiled_space import SM80_SHARED_MEMORY, candidate_configs, shared_memory_per_block
+from .spaces import SM80_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
-from tritonsqrt import tuning
+from tritonsqrt.constants import PRECISIONS, dtype_name as _dtype_name
+from tritonsqrt.tuning import cache as tuning
 
-PRECISIONS = ("ieee", "tf32x3", "tf32")
 
 # ---------------------------------------------------------------------------------------
 # Forward kernels
@@ -481,11 +481,6 @@ _KERNELS = {
     "lyapunov_products": _lyapunov_products_kernel,
     "lyapunov_update": _lyapunov_update_kernel,
 }
-_SOURCE_HASHES: dict = {}
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    return "float64" if dtype == torch.float64 else "float32"
 
 
 def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision: str, args: tuple, flags: dict):
@@ -497,11 +492,11 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     kernel = _KERNELS[kernel_name]
     batch, n = like.shape[0], like.shape[-1]
     dtype_name = _dtype_name(like.dtype)
-    precision = "ieee" if dtype_name == "float64" else precision  # tf32 has no float64 form
+    precision = dot_precision(dtype_name, precision)
     on_gpu = like.device.type == "cuda"
     candidates = candidate_configs(kernel_name, n, dtype_name, precision, interpreter=not on_gpu,
                                    shared_memory=shared_memory_per_block(like.device) if on_gpu else SM80_SHARED_MEMORY)
-    key = {"n": tuning.size_bucket(n), "dtype": dtype_name, "precision": precision, "variant": variant}
+    key = tuning_key(tuning.size_bucket(n), dtype_name, precision, variant)
 
     def run(config):
         grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch,)
@@ -509,10 +504,7 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
                      GROUP=config["GROUP"], num_warps=config["num_warps"], num_stages=config["num_stages"],
                      **TILED_LAUNCH_OPTIONS)
 
-    source_hash = _SOURCE_HASHES.get(kernel_name)
-    if source_hash is None:
-        source_hash = _SOURCE_HASHES[kernel_name] = tuning.kernel_source_hash(kernel)
-    run(tuning.select_config(f"tiled.{kernel_name}", source_hash, key, candidates, run, device=like.device))
+    tuned_launch(f"tiled.{kernel_name}", kernel, key, candidates, run, like.device)
 
 
 def _elementwise_grid(n: int, batch: int) -> tuple[int]:

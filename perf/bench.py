@@ -16,7 +16,7 @@ from . import providers as providers_mod
 from . import modeled, records
 from tritonsqrt.commands import args as arg_types
 from .floor import measure_rates
-from .progress import Progress
+from tritonsqrt.commands.progress import Progress
 from .runner import Settings, count_items, run, schedule
 from .table import format_markdown, format_rows
 

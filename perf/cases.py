@@ -1,6 +1,7 @@
 """The named workloads every perf command runs: who calls the op, at what batch, size and dtype.
 
-Shapes are the users' (DESIGN.md section 1). A case too slow for a 2-core CPU carries a
+Shapes are the users' (README, "Use": whitening, covariance pooling, style transfer,
+preconditioners). A case too slow for a 2-core CPU carries a
 smaller `cpu_shape`; `for_device` swaps it in on CPU and records what it replaced, so every
 table and file can say that the CPU figures are of scaled-down cases.
 """

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import torch
 
-from tritonsqrt import backends, instrument, testing
+from tritonsqrt import testing
+from tritonsqrt.paths import routing
+from tritonsqrt.testing import instrument
+from tritonsqrt.constants import METHODS as ALL_METHODS
 from tritonsqrt.plan import resolve
 
 from .cases import Case, public_op
 
 # Every method the torch path implements ("auto" is one of these, per device).
-METHODS = ("scaled_ns", "ns", "mpa", "mtp", "eigh")
+METHODS = tuple(method for method in ALL_METHODS if method != "auto")
 LAUNCH_N, LAUNCH_BATCH = 16, 2
 
 
@@ -62,10 +65,10 @@ def all_torch_path_costs(cases: list[Case]) -> dict[str, dict]:
 def launch_counting_unavailable(device: torch.device) -> str | None:
     """Why kernel launches cannot be counted here, or None."""
     if not hasattr(instrument, "count_launches"):
-        return "tritonsqrt.instrument.count_launches does not exist yet"
-    if not backends.kernel_methods():
-        return "no Triton kernels yet (tritonsqrt.backends.kernel_methods() is empty)"
-    if device.type != "cuda" and not backends.interpreter_on():
+        return "tritonsqrt.testing.instrument.count_launches does not exist yet"
+    if not routing.kernel_methods():
+        return "no Triton kernels yet (tritonsqrt.paths.routing.kernel_methods() is empty)"
+    if device.type != "cuda" and not routing.interpreter_on():
         return "no GPU and TRITON_INTERPRET is not 1 (set it before the command to count on CPU)"
     return None
 
@@ -74,9 +77,9 @@ def launch_sizes(device: torch.device) -> list[int]:
     """n = 16 (the fused kernels), and just past the largest fused size when the Triton path
     covers it (the tiled kernels, two launches per step), so both families are gated."""
     sizes = [LAUNCH_N]
-    beyond = backends.max_kernel_n() + 16
+    beyond = routing.max_kernel_n() + 16
     probe = torch.empty(0, beyond, beyond, device=device)
-    for method in sorted(backends.kernel_methods()):
+    for method in sorted(routing.kernel_methods()):
         try:
             resolve(probe, method, "triton")
         except ValueError:  # no Triton kernel for this size: nothing to gate there
@@ -90,7 +93,7 @@ def launch_counts(device: torch.device) -> dict[str, int]:
     counts = {}
     for n in launch_sizes(device):
         a = testing.spd_with_condition(LAUNCH_BATCH, n, 10.0, device=device)
-        for method in sorted(backends.kernel_methods()):
+        for method in sorted(routing.kernel_methods()):
             for op in ("sqrtm", "inv_sqrtm"):
                 fn = _op_fn(op)
                 _tune_first(fn, a, method)

@@ -8,7 +8,7 @@ with the three rates measured on this machine at the start of the run:
 - FLOPs: 2 n^3 per matrix product times the products of the scaled Newton–Schulz plan
   (`Plan.matmuls`), the method `auto` runs on a GPU. Rate: float32 products (ieee, no TF32),
   the precision our kernels use by default, also for bf16 inputs (upcast in the kernel).
-- kernels: one per direction, the fused design of DESIGN.md section 4.
+- kernels: one per direction, the fused design (docs/fused-kernels.md).
 
 On CPU the same formula with CPU-measured rates is labelled so in every output.
 """

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from tritonsqrt import tuning
+from tritonsqrt.tuning import cache as tuning
 from tritonsqrt.commands import args as arg_types
 
 from . import cases as cases_mod

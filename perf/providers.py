@@ -1,8 +1,8 @@
 """Every implementation the benchmarks time, as `Provider`s: a name and a function of A per op.
 
-tritonsqrt with each method; the competitors of DESIGN.md section 6 (official MPA-Lya and
-MTP-Lya, iSQRT-COV's trace-normalised Newton–Schulz with autograd, eigh with autograd), all from
-`tritonsqrt.reference` so the benchmark and the tests time the same code; our torch path
+tritonsqrt with each method; the competitors (official MPA-Lya and MTP-Lya, iSQRT-COV's
+trace-normalised Newton–Schulz with autograd, eigh with autograd), all from
+`tritonsqrt.perf.competitors` so the benchmark and the tests time the same code; our torch path
 eager (`torch:scaled_ns`: the same method as chains of cuBLAS products and element-wise kernels,
 what the Triton kernels are measured against) and under torch.compile.
 """
@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from tritonsqrt import reference
+from . import competitors
 from tritonsqrt.plan import METHODS, resolve
 
 from .cases import OPS, ROOT_OPS, public_op, root_order
@@ -89,7 +89,7 @@ def _torch_reference(method: str) -> Provider:
 def _official(method: str) -> Provider:
     def make(op):
         inverse = _inverse(op)
-        return _in_float32(lambda a: reference.official_lya(a, method, inverse))
+        return _in_float32(lambda a: competitors.official_lya(a, method, inverse))
 
     # mpa solves; the mtp inverse inverts; only the mtp square root is sync-free.
     return Provider(f"official:{method}-lya", make, "competitor",
@@ -102,7 +102,7 @@ def _isqrt_cov() -> Provider:
     # (what its hand-written backward computes); tests/test_isqrt_cov.py holds it to the paper.
     def make(op):
         inverse = _inverse(op)
-        return _in_float32(lambda a: reference.isqrt_cov_newton_schulz(a, 5, inverse))
+        return _in_float32(lambda a: competitors.isqrt_cov_newton_schulz(a, 5, inverse))
 
     return Provider(ANCHOR, make, "competitor")
 
@@ -110,7 +110,7 @@ def _isqrt_cov() -> Provider:
 def _eigh_autograd() -> Provider:
     def make(op):
         inverse = _inverse(op)
-        return _in_float32(lambda a: reference.eigh_autograd(a, inverse))
+        return _in_float32(lambda a: competitors.eigh_autograd(a, inverse))
 
     return Provider("eigh-autograd", make, "competitor", lambda op, backend: False)
 
@@ -133,7 +133,7 @@ def _eigh_inverse_root() -> Provider:
     """Shampoo's eigendecomposition route for A^(-1/p), beside tritonsqrt.inv_root."""
     def make(op):
         p, _ = root_order(op)
-        return _in_float32(lambda a: reference.eigh_inverse_root(a, p))
+        return _in_float32(lambda a: competitors.eigh_inverse_root(a, p))
 
     return Provider("eigh-inv-root", make, "competitor", lambda op, backend: False, ops=ROOT_OPS)
 

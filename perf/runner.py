@@ -18,7 +18,7 @@ from tritonsqrt import testing
 
 from .cases import ROOT_OPS, Case, root_order
 from .floor import Rates, floor_ms
-from .progress import Progress
+from tritonsqrt.commands.progress import Progress
 from .providers import Provider
 from .timing import Timing, samples_disagree, time_cuda_graph, time_on
 

@@ -16,7 +16,7 @@ def _seed():
 
 def pytest_report_header(config):
     """Say up front when this Triton's interpreter cannot run the kernel tests (they will fail)."""
-    from tritonsqrt.backends import interpreter_problem
+    from tritonsqrt.paths.routing import interpreter_problem
 
     problem = interpreter_problem()
     return f"WARNING: kernel tests will fail: {problem}" if problem else None

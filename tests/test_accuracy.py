@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import tritonsqrt as ts
-from tritonsqrt import reference
-from tritonsqrt.accuracy import TARGETS
+from tritonsqrt.perf import competitors
+from tritonsqrt.testing.accuracy import TARGETS
 from tritonsqrt.plan import auto_method
 from tritonsqrt.testing import measure, random_symmetric, spd_with_condition
 
@@ -49,10 +49,10 @@ def test_gpu_auto_plan_is_scaled_ns_within_100_products():
 
 
 # The seed paper's methods at the paper's settings: accurate for well-conditioned input only
-# (DESIGN.md section 3). Bounds are the figures measured here, with headroom, and the backward
+# (README, "Accuracy"). Bounds are the figures measured here, with headroom, and the backward
 # must beat the official 8-step code at every kappa (theirs: 1.9e-2 at kappa 10).
 PAPER_BOUNDS = {  # method -> kappa -> (sqrtm, inv_sqrtm) forward bound, n in (2, 33, 64)
-    # measured here: mpa 1.0e-2 / 2.5e-2 and 6.4e-2 / 2.8e-1 (= DESIGN.md's official figures),
+    # measured here: mpa 1.0e-2 / 2.5e-2 and 6.4e-2 / 2.8e-1 (= the official code's figures),
     # mtp 8.8e-2 / 3.1e-1 and 2.3e-1 / 6.6e-1, ns (iSQRT-COV: trace norm, 5 steps) 2.4e-1 / 4.1e-1
     # and 2.2e-1 / 6.9e-1 (the trace puts the eigenvalues near 1/n, far from where NS converges fast).
     "mpa": {1e1: (1.2e-2, 3e-2), 1e2: (7.5e-2, 3.2e-1)},
@@ -83,7 +83,7 @@ def test_paper_methods_forward_and_backward(method, kappa):
 def test_official_backward_is_unconverged_where_ours_is():
     a = spd_with_condition(3, 64, 1e3, seed=5).requires_grad_(True)
     g = random_symmetric(3, 64)
-    _, official = measure(lambda x: reference.official_lya(x, "mpa", False), a.detach(), g, False)
+    _, official = measure(lambda x: competitors.official_lya(x, "mpa", False), a.detach(), g, False)
     _, ours = measure(lambda x: ts.sqrtm(x, method="scaled_ns"), a.detach(), g, False)
     assert official > 0.05 and ours < 1e-5
 

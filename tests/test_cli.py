@@ -37,3 +37,23 @@ def test_every_command_prints_its_help(command, capsys):
         cli.main([command, "--help"])
     assert stop.value.code == 0
     assert f"usage: tritonsqrt {command}" in capsys.readouterr().out
+
+
+def test_a_command_whose_dependency_fails_to_import_names_the_cause(monkeypatch, capsys):
+    """A broken Triton (or numpy) takes down only the commands that import it, with the cause."""
+    import importlib
+
+    from tritonsqrt import cli
+
+    real_import = importlib.import_module
+
+    def failing_import(name, *args, **kwargs):
+        if name == "tritonsqrt.kernels.compile_report":
+            raise ModuleNotFoundError("No module named 'numpy'", name="numpy")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(cli.importlib, "import_module", failing_import)
+    assert cli.main(["compile-report", "--arch", "sm_90"]) == 1
+    err = capsys.readouterr().err
+    assert "compile-report: unavailable" in err and "No module named 'numpy'" in err
+    assert cli.main(["info"]) == 0  # the others still run

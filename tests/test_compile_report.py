@@ -15,7 +15,7 @@ them are marked `slow_compile` (deselect with -m "not slow_compile").
 
 import pytest
 
-from tritonsqrt.kernels import compile_report, tiled, tiled_space
+from tritonsqrt.kernels import compile_report, spaces as tiled_space, tiled
 
 FUSED = ("fused_roots", "fused_lyapunov")
 FUSED_SIZES = (16, 20, 33)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import tritonsqrt as ts
-from tritonsqrt.instrument import count_torch_ops
+from tritonsqrt.testing.instrument import count_torch_ops
 from tritonsqrt.plan import auto_method, resolve
 from tritonsqrt.testing import spd_with_condition
 
@@ -35,7 +35,7 @@ def test_gpu_default_costs_at_most_100_products_at_n64():
 
 
 def test_official_code_costs_what_the_design_notes_say():
-    from tritonsqrt.reference import official_lya
+    from tritonsqrt.perf.competitors import official_lya
 
     a = spd_with_condition(2, 64, 100.0).requires_grad_(True)
     with count_torch_ops() as counts:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import tritonsqrt as ts
-from tritonsqrt import backends, cli
+from tritonsqrt import cli
+from tritonsqrt.paths import routing
 from tritonsqrt.commands.demo import ratio_words
 
 
@@ -40,8 +41,8 @@ def test_demo_table_has_every_method_with_errors_and_times(capsys):
 
 
 def test_auto_method_describes_the_kernels_cuda_tensors_run():
-    if not backends.triton_available():
-        pytest.skip(backends.triton_import_problem())
+    if not routing.triton_available():
+        pytest.skip(routing.triton_import_problem())
     assert "backend triton" in ts.auto_method("cuda", 48, torch.float32).describe()
     assert ts.auto_method("cuda", 256, torch.float32).backend == "triton"  # tiled kernels
     assert "backend torch" in ts.auto_method("cpu", 48, torch.float32).describe()
@@ -57,8 +58,8 @@ def test_info_prints_each_reason_once(capsys):
 
 def test_a_broken_triton_import_names_the_real_cause(monkeypatch):
     missing = ModuleNotFoundError("No module named 'numpy'", name="numpy")
-    monkeypatch.setattr(backends, "_TRITON_IMPORT_ERROR", missing)
+    monkeypatch.setattr(routing, "_TRITON_IMPORT_ERROR", missing)
     with pytest.raises(ValueError, match=r"Triton is installed but failed to import: .*numpy.*pip install numpy"):
         ts.sqrtm(torch.eye(3), backend="triton")
-    monkeypatch.setattr(backends, "_TRITON_IMPORT_ERROR", ModuleNotFoundError("no triton", name="triton"))
-    assert backends.triton_import_problem().startswith("Triton is not installed")
+    monkeypatch.setattr(routing, "_TRITON_IMPORT_ERROR", ModuleNotFoundError("no triton", name="triton"))
+    assert routing.triton_import_problem().startswith("Triton is not installed")

@@ -5,7 +5,8 @@ import os
 
 import torch
 
-from tritonsqrt import backends, tuning
+from tritonsqrt.paths import routing
+from tritonsqrt.tuning import cache as tuning
 from tritonsqrt.perf import costs, gate
 
 
@@ -22,7 +23,7 @@ def test_launch_counts_ignore_the_launches_made_while_tuning(monkeypatch, tmp_pa
     monkeypatch.setattr(fused_lyapunov, "candidate_configs", lambda *args, **kwargs: [
         *lyapunov_default(*args, **kwargs), dict(lyapunov_default(*args, **kwargs)[0], MATRICES=1)])
     monkeypatch.setattr(costs, "launch_sizes", lambda device: [costs.LAUNCH_N])
-    monkeypatch.setattr(backends, "kernel_methods", lambda: {"scaled_ns"})
+    monkeypatch.setattr(routing, "kernel_methods", lambda: {"scaled_ns"})
     try:
         counts = costs.launch_counts(torch.device("cpu"))
     finally:

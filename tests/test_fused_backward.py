@@ -7,8 +7,9 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are importe
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tritonsqrt import testing, torch_path  # noqa: E402
-from tritonsqrt.instrument import count_launches  # noqa: E402
+from tritonsqrt import testing  # noqa: E402
+from tritonsqrt.paths import torch_path  # noqa: E402
+from tritonsqrt.testing.instrument import count_launches  # noqa: E402
 from tritonsqrt.kernels.fused_lyapunov import lyapunov_backward  # noqa: E402
 from tritonsqrt.plan import Plan  # noqa: E402
 

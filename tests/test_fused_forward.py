@@ -1,6 +1,6 @@
 """The fused forward kernels (kernels/fused_roots.py) against the torch reference of the same algorithm.
 
-Runs under the Triton interpreter (CPU). Each case compares `triton_path.roots_forward` with
+Runs under the Triton interpreter (CPU). Each case compares `fused_path.roots_forward` with
 `torch_path.roots_forward` on the same input and plan: the same steps in a different order of
 rounding, so float32 results agree to ~1e-7 relative (MPA: see MPA_TOLERANCE).
 """
@@ -18,8 +18,8 @@ import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
 import tritonsqrt  # noqa: E402
-from tritonsqrt import backends, torch_path, triton_path  # noqa: E402
-from tritonsqrt.accuracy import TARGETS  # noqa: E402
+from tritonsqrt.paths import fused_path, routing, torch_path  # noqa: E402
+from tritonsqrt.testing.accuracy import TARGETS  # noqa: E402
 from tritonsqrt.kernels import fused_roots  # noqa: E402
 from tritonsqrt.plan import Plan, compute_dtype_for  # noqa: E402
 from tritonsqrt.testing import measure, random_symmetric, relative_error, spd_with_condition  # noqa: E402
@@ -87,7 +87,7 @@ def assert_close(actual, expected, tol, what):
 
 def both_paths(a, plan, outputs, need_backward=False, eps=0.0):
     want_sqrt, want_inv = OUTPUTS[outputs]
-    return (triton_path.roots_forward(a, plan, want_sqrt, want_inv, need_backward, eps),
+    return (fused_path.roots_forward(a, plan, want_sqrt, want_inv, need_backward, eps),
             torch_path.roots_forward(a, plan, want_sqrt, want_inv, need_backward, eps))
 
 
@@ -227,7 +227,7 @@ def test_saved_tensors(method, outputs, dtype):
     tol = MPA_TOLERANCE if method == "mpa" else TOLERANCE
     for name, x, y in zip(("S", "norm", "Y"), saved, expected):
         assert_close(x, y, 1e-6 if name == "norm" else tol, f"{method} {outputs} saved {name}")
-    no_backward = triton_path.roots_forward(a, plan_for(method, a), *OUTPUTS[outputs], False)
+    no_backward = fused_path.roots_forward(a, plan_for(method, a), *OUTPUTS[outputs], False)
     assert no_backward[2] == ()
 
 
@@ -255,7 +255,7 @@ def test_short_and_uneven_schedules(method, options, n):
 
 def test_empty_batch():
     a = torch.empty(0, 5, 5)
-    sqrt_mat, inv_mat, saved = triton_path.roots_forward(a, plan_for("scaled_ns", a), True, True, True)
+    sqrt_mat, inv_mat, saved = fused_path.roots_forward(a, plan_for("scaled_ns", a), True, True, True)
     assert sqrt_mat.shape == inv_mat.shape == (0, 5, 5) and saved[1].shape == (0, 1, 1)
 
 
@@ -266,8 +266,8 @@ def test_precision_reaches_the_kernel(precision, n):
     through, and the streamed kernels' (n > 32) own tf32x3 split must add up."""
     a = test_input(3, n, seed=1)
     plan = plan_for("ns", a, precision=precision)
-    got = triton_path.roots_forward(a, plan, True, True, False, 0.0)
-    # The torch path emulates the tensor cores' rounding (tritonsqrt/emulation.py); the
+    got = fused_path.roots_forward(a, plan, True, True, False, 0.0)
+    # The torch path emulates the tensor cores' rounding (tritonsqrt/numerics/emulation.py); the
     # interpreter does not, so the kernel is held to the torch path at ieee.
     want = torch_path.roots_forward(a, plan_for("ns", a, precision="ieee"), True, True, False, 0.0)
     check_roots(got, want, TOLERANCE, precision)
@@ -340,11 +340,11 @@ def test_public_api_accuracy(counted, inverse):
 
 
 def test_kernel_coverage():
-    assert backends.kernel_methods() == {"mtp", "mpa", "ns", "scaled_ns"}
-    assert backends.max_kernel_n() == fused_roots.MAX_N
+    assert routing.kernel_methods() == {"mtp", "mpa", "ns", "scaled_ns"}
+    assert routing.max_kernel_n() == fused_roots.MAX_N
     # Past the fused limit the tiled kernels take over (tests/test_tiled.py checks them).
-    assert backends.kernel_family(fused_roots.MAX_N) == "fused"
-    assert backends.kernel_family(fused_roots.MAX_N + 1) == "tiled"
+    assert routing.kernel_family(fused_roots.MAX_N) == "fused"
+    assert routing.kernel_family(fused_roots.MAX_N + 1) == "tiled"
 
 
 @pytest.mark.parametrize("dtype_name", ("float32", "float64"))

@@ -144,7 +144,7 @@ def test_an_interpreter_that_cannot_run_the_kernels_is_named(monkeypatch):
     import numpy
     import triton
 
-    from tritonsqrt import backends
+    from tritonsqrt.paths import routing
 
     monkeypatch.setattr(triton, "__version__", "3.6.0")
     monkeypatch.setattr(numpy, "__version__", "2.4.6")
@@ -153,7 +153,7 @@ def test_an_interpreter_that_cannot_run_the_kernels_is_named(monkeypatch):
         ts.sqrtm(a, backend="triton")
     assert torch.allclose(ts.sqrtm(a, method="scaled_ns"), ts.sqrtm(a, method="scaled_ns", backend="torch"))
     monkeypatch.setattr(numpy, "__version__", "2.3.5")
-    assert backends.interpreter_problem() is None
+    assert routing.interpreter_problem() is None
     monkeypatch.setattr(triton, "__version__", "3.9.0")
     monkeypatch.setattr(numpy, "__version__", "2.4.6")
-    assert backends.interpreter_problem() is None
+    assert routing.interpreter_problem() is None

@@ -100,7 +100,7 @@ def test_covariance_pooling_reproduces_an_isqrt_cov_head():
 
 
 def test_the_benchmark_competitor_is_isqrt_cov():
-    from tritonsqrt.reference import isqrt_cov_newton_schulz
+    from tritonsqrt.perf.competitors import isqrt_cov_newton_schulz
 
     a = spd_with_condition(2, 9, 1e2, seed=5, dtype=torch.float64)
     assert float(relative_error(isqrt_cov_newton_schulz(a, 5), isqrt_cov_sqrtm(a, 5)).max()) <= 1e-13
@@ -109,7 +109,7 @@ def test_the_benchmark_competitor_is_isqrt_cov():
 @pytest.mark.parametrize("outputs", ["sqrt", "both"])
 def test_ns_custom_op_registration(outputs):
     """ns keeps A / tr A for its backward: the op's layout, fake kernel and autograd still check out."""
-    from tritonsqrt.ops import plan_to_args, roots
+    from tritonsqrt.paths.custom_ops import encode_plan as plan_to_args, roots
     from tritonsqrt.plan import resolve
 
     a = spd_with_condition(3, 6, 10.0, seed=1).requires_grad_(True)

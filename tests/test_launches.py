@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import tritonsqrt as ts  # noqa: E402
-from tritonsqrt.instrument import count_launches, count_torch_ops  # noqa: E402
+from tritonsqrt.testing.instrument import count_launches, count_torch_ops  # noqa: E402
 from tritonsqrt.testing import random_symmetric, spd_with_condition  # noqa: E402
 
 

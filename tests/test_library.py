@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import tritonsqrt as ts
-from tritonsqrt.ops import plan_to_args, roots, roots_backward
+from tritonsqrt.paths.custom_ops import encode_plan as plan_to_args, roots, roots_backward
 from tritonsqrt.plan import resolve
 from tritonsqrt.testing import spd_with_condition
 

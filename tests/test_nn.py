@@ -1,7 +1,7 @@
 """The layers against plain float64-eigh implementations of the same layers, written here.
 
 Each layer runs in float32 on well-conditioned data (covariance condition ~10) and must agree
-with its reference, outputs and gradients, to the float32 targets of `tritonsqrt.accuracy`.
+with its reference, outputs and gradients, to the float32 targets of `tritonsqrt.testing.accuracy`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 
 import tritonsqrt.functional as F
 import tritonsqrt.nn as tnn
-from tritonsqrt.accuracy import TARGETS
+from tritonsqrt.testing.accuracy import TARGETS
 from tritonsqrt.testing import relative_error
 
 # (sqrtm, inv_sqrtm, grad sqrtm, grad inv_sqrtm) at condition <= 1e2, float32.

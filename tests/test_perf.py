@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tritonsqrt import instrument
+from tritonsqrt.testing import instrument
 from tritonsqrt.perf import bench, compare, costs, gate, records
 from tritonsqrt.perf.cases import CASES, Case, for_device
 from tritonsqrt.perf.table import format_rows

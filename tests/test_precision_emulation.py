@@ -1,11 +1,11 @@
-"""The emulated tensor-core precision (tritonsqrt.emulation): hand-computed products, the error
+"""The emulated tensor-core precision (tritonsqrt.numerics.emulation): hand-computed products, the error
 against ieee, and the torch path honouring `precision=`."""
 
 import pytest
 import torch
 
 import tritonsqrt as ts
-from tritonsqrt import emulation
+from tritonsqrt.numerics import emulation
 
 
 def scalar_product(x: float, y: float, precision: str) -> float:

@@ -13,9 +13,10 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tritonsqrt import tiled_path, torch_path, tuning  # noqa: E402
-from tritonsqrt.instrument import count_launches  # noqa: E402
-from tritonsqrt.kernels import tiled, tiled_space  # noqa: E402
+from tritonsqrt.paths import tiled_path, torch_path  # noqa: E402
+from tritonsqrt.tuning import cache as tuning  # noqa: E402
+from tritonsqrt.testing.instrument import count_launches  # noqa: E402
+from tritonsqrt.kernels import spaces as tiled_space, tiled  # noqa: E402
 from tritonsqrt.plan import Plan  # noqa: E402
 from tritonsqrt.testing import random_symmetric, spd_with_condition  # noqa: E402
 
@@ -185,7 +186,7 @@ def test_compile_specs_cover_the_autotune_space():
 
 def test_unscale_reads_column_major_roots():
     """torch's solve returns column-major matrices: the unscale launch must honour their strides."""
-    from tritonsqrt import reference
+    from tritonsqrt.numerics import reference
 
     x = torch.randn(2, 40, 40).mT  # not symmetric, not contiguous
     norm = torch.tensor([4.0, 0.0]).reshape(2, 1, 1)

@@ -16,7 +16,8 @@ import time  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tritonsqrt import tiled_path, tuning  # noqa: E402
+from tritonsqrt.paths import tiled_path  # noqa: E402
+from tritonsqrt.tuning import cache as tuning  # noqa: E402
 from tritonsqrt.plan import Plan  # noqa: E402
 from tritonsqrt.testing import spd_with_condition  # noqa: E402
 

@@ -11,7 +11,7 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tritonsqrt import tuning  # noqa: E402
+from tritonsqrt.tuning import cache as tuning  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # n = 65 is past the fused kernels (n <= 64): the tiled kernels, two tiles a side.
@@ -50,7 +50,7 @@ def test_warmup_tunes_then_hits_the_cache_and_exports(tmp_path):
     package = tmp_path / "package"
     package.mkdir()
     (package / f"{tuning.file_slug(tuning.INTERPRETER_DEVICE)}.json").write_text(export.read_text())
-    probe = ("import sys, pathlib; from tritonsqrt import tuning, cli; "
+    probe = ("import sys, pathlib; from tritonsqrt import cli; from tritonsqrt.tuning import cache as tuning; "
              f"tuning.package_config_dir = lambda: pathlib.Path({str(package)!r}); sys.exit(cli.main(sys.argv[1:]))")
     third = subprocess.run([sys.executable, "-c", probe, *ARGS], cwd=ROOT, capture_output=True, text=True, timeout=300,
                            env=dict(os.environ, TRITON_INTERPRET="1", TRITONSQRT_CACHE_DIR=str(tmp_path / "empty")))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 
 from . import plan as plan_mod
-from .autograd import Lyapunov
-from .ops import matrix_roots
-from .coefficients import scaled_ns_schedule
-from .reference import symmetrize
+from .numerics.lyapunov_autograd import Lyapunov
+from .paths.custom_ops import matrix_roots
+from .constants import dtype_name
+from .numerics.coefficients import scaled_ns_schedule
+from .numerics.reference import symmetrize
 from .validation import (check_autograd_mode, check_eps, check_lyapunov_residual, check_matrix_batch,
                          check_max_condition, check_values)
 
@@ -110,7 +111,7 @@ def lyapunov(S: torch.Tensor, C: torch.Tensor, *, max_condition: float = plan_mo
     scale = torch.linalg.matrix_norm(s_small @ s_small, keepdim=True).sqrt() * power
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     lower = min(1.0, n**-0.25 / max_condition)
-    steps = scaled_ns_schedule(lower, "float64" if dtype == torch.float64 else "float32")
+    steps = scaled_ns_schedule(lower, dtype_name(dtype))
     x = Lyapunov.apply(s_mat, rhs, scale, steps)
     if check:
         check_lyapunov_residual(s_mat, x.detach(), rhs.detach(), batch_shape, max_condition)

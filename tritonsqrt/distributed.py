@@ -61,7 +61,7 @@ def register_sharding_strategies() -> None:
     from torch.distributed.tensor._op_schema import RuntimeSchemaInfo
     from torch.distributed.tensor.experimental import register_sharding
 
-    from . import ops  # noqa: F401 (defines the custom ops)
+    from .paths import custom_ops  # noqa: F401 (defines the custom ops)
 
     forward, backward = torch.ops.tritonsqrt.roots.default, torch.ops.tritonsqrt.roots_backward.default
     register_sharding(forward)(_roots_strategies)
@@ -87,10 +87,12 @@ def _placements():
 def _roots_strategies(a, outputs, eps, need_backward, *plan_args):
     """Shard(0) in, Shard(0) out (or all Replicate). Absent outputs (shape (0,)) are always
     Replicate, as the empty gradients autograd's side makes are: no slot is ever redistributed."""
-    from .ops import _EMPTY_SHAPE, _layout, plan_from_args
+    from .constants import compute_dtype_for
+    from .paths.custom_ops import _EMPTY_SHAPE, _layout, decode_plan
 
     probe = torch.empty(a.shape, dtype=a.tensor_meta.dtype, device="meta")
-    layout = _layout(probe, plan_from_args(probe, *plan_args), outputs, need_backward)
+    plan = decode_plan(plan_args, compute_dtype_for(probe.dtype), probe.shape[-1])
+    layout = _layout(probe, plan, outputs, need_backward)
     absent = [shape == _EMPTY_SHAPE for shape, _ in layout.values()]
     replicate, _ = _placements()
     return [([replicate if empty else placement for empty in absent], [placement] + [None] * (3 + len(plan_args)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from . import api
+from .constants import compute_dtype_for
 from .distances import bures_wasserstein_distance, frechet_distance
 from .zca import linear_transform, zca_mean, zca_whiten
 
@@ -23,7 +24,7 @@ PRENORMS = ("trace", "frobenius", None)
 
 
 def _work_dtype(x: torch.Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+    return compute_dtype_for(x.dtype)
 
 
 def covariance(features: torch.Tensor, correction: int = 0) -> torch.Tensor:

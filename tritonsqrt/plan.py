@@ -1,8 +1,9 @@
 """What a call will compute: method, its settings, and the `auto` choice per device and dtype.
 
 A `Plan` is resolved once per call from the user's keywords and the input's device, n and
-dtype (never its values, so nothing here synchronises) and is what the autograd functions,
-the kernels and `tritonsqrt info` all read.
+dtype (never its values, so nothing here synchronises). It names its path ("torch", "fused",
+"tiled"; `tritonsqrt.paths.routing` holds the rules) and, on torch, why not Triton; the custom
+op, the paths, the kernels and `tritonsqrt info` read it and never decide again.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import numbers
 
 import torch
 
-from .coefficients import scaled_ns_schedule
-from .validation import MAX_CONDITION_LIMIT
+from .constants import BACKENDS, MAX_CONDITION_LIMIT, METHODS, PRECISIONS, compute_dtype_for, dtype_name
+from .numerics.coefficients import scaled_ns_schedule
+from .paths import routing
 
-METHODS = ("auto", "scaled_ns", "ns", "mpa", "mtp", "eigh")
-BACKENDS = ("auto", "torch", "triton")
-PRECISIONS = ("ieee", "tf32x3", "tf32")
 
 # Defaults of the seed paper and of iSQRT-COV.
 DEFAULT_TAYLOR_DEGREE = 10
@@ -31,7 +30,12 @@ DEFAULT_MAX_CONDITION = 1e6
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """Everything that decides the numbers of one call."""
+    """Everything that decides the numbers of one call, and where it runs.
+
+    `backend` is "torch" or "triton" (decided: never "auto"); `path` follows from it, the
+    method and n by `routing.path_for`. `reason`: why a plan is on torch where backend="auto"
+    might have taken Triton (None otherwise).
+    """
 
     method: str
     compute_dtype: torch.dtype
@@ -43,10 +47,15 @@ class Plan:
     max_condition: float = DEFAULT_MAX_CONDITION
     precision: str = "ieee"
     eigh_dtype: torch.dtype | None = None  # eigh computes in this dtype (float64 on CPU auto)
+    reason: str | None = None
+    path: str = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", routing.path_for(self.method, self.n, self.backend))
 
     @property
     def dtype_name(self) -> str:
-        return "float64" if self.compute_dtype == torch.float64 else "float32"
+        return dtype_name(self.compute_dtype)
 
     @property
     def scaled_ns_steps(self) -> tuple[tuple[float, float], ...]:
@@ -98,6 +107,11 @@ class Plan:
         }[self.method]
         return f"{self.method} ({detail}), backend {self.backend}, compute {self.dtype_name}"
 
+    @property
+    def where(self) -> str:
+        """" (fused kernels)" / " (tiled kernels)" on a Triton path, "" on torch: for `info` and the demo."""
+        return f" ({self.path} kernels)" if self.path != "torch" else ""
+
 
 def spectrum_lower_bound(n: int, max_condition: float) -> float:
     """Smallest x = sqrt(lambda / ||A||_F) for a spectrum of condition <= max_condition.
@@ -107,10 +121,6 @@ def spectrum_lower_bound(n: int, max_condition: float) -> float:
     return min(1.0, max(n, 1) ** -0.25 / math.sqrt(max_condition))
 
 
-def compute_dtype_for(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def auto_method(device: torch.device | str, n: int, dtype: torch.dtype) -> Plan:
     """The method and settings `method="auto"` uses for this device, size and dtype.
 
@@ -118,16 +128,14 @@ def auto_method(device: torch.device | str, n: int, dtype: torch.dtype) -> Plan:
     accurate choice for every dtype). GPU: the scaled Newton–Schulz iteration, whose matrix
     products are what a GPU does best, with the Lyapunov backward.
     """
-    from . import backends  # late import: the kernels are optional
-
     device = torch.device(device)
     compute = compute_dtype_for(dtype)
     if device.type == "cpu":
-        return Plan(method="eigh", compute_dtype=compute, n=n, eigh_dtype=torch.float64)
-    plan = Plan(method="scaled_ns", compute_dtype=compute, n=n)
+        plan = Plan(method="eigh", compute_dtype=compute, n=n, eigh_dtype=torch.float64)
+    else:
+        plan = Plan(method="scaled_ns", compute_dtype=compute, n=n)
     # The backend backend="auto" takes there, so that describe() tells what will run.
-    backend = "torch" if backends.unsupported_reason_on(device, plan, forced=False) else "triton"
-    return dataclasses.replace(plan, backend=backend)
+    return _with_backend(plan, device, "auto")
 
 
 def resolve(
@@ -169,7 +177,7 @@ def resolve(
             raise ValueError(f"iterations: expected a positive int, got {iterations!r}")
         changes["ns_iterations"] = int(iterations)
     if max_condition is not None:
-        # Beyond the limit the 60-step schedule cap leaves it unconverged (validation.py).
+        # Beyond the limit the 60-step schedule cap leaves it unconverged (constants.py).
         if isinstance(max_condition, bool) or not isinstance(max_condition, numbers.Real) or not (
                 1 <= max_condition <= MAX_CONDITION_LIMIT):
             raise ValueError(f"max_condition: expected a number in [1, {MAX_CONDITION_LIMIT:g}], got {max_condition!r}")
@@ -178,8 +186,7 @@ def resolve(
         if precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
         changes["precision"] = precision
-    changes["backend"] = _choose_backend(a, plan, backend)
-    return dataclasses.replace(plan, **changes)
+    return _with_backend(dataclasses.replace(plan, **changes), a.device, backend)
 
 
 def _is_count(value) -> bool:
@@ -187,14 +194,12 @@ def _is_count(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
-def _choose_backend(a: torch.Tensor, plan: Plan, backend: str) -> str:
-    from . import backends  # late import: the kernels are optional
-
+def _with_backend(plan: Plan, device, backend: str) -> Plan:
+    """The routing decision, made here once: the plan with its backend (hence its path) and,
+    on torch under backend="auto", the reason. A forced backend="triton" that cannot run raises."""
     if backend == "torch":
-        return "torch"
-    if backend == "triton":
-        reason = backends.triton_unsupported_reason(a, plan, forced=True)
-        if reason:
-            raise ValueError(f"backend='triton': {reason}")
-        return "triton"
-    return "torch" if backends.triton_unsupported_reason(a, plan, forced=False) else "triton"
+        return dataclasses.replace(plan, backend="torch", reason=None)
+    reason = routing.unsupported_reason(device, plan, forced=backend == "triton")
+    if reason and backend == "triton":
+        raise ValueError(f"backend='triton': {reason}")
+    return dataclasses.replace(plan, backend="torch" if reason else "triton", reason=reason)

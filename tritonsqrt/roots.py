@@ -22,7 +22,7 @@ import torch
 
 from . import api
 from .plan import DEFAULT_MAX_CONDITION, Plan, compute_dtype_for, resolve
-from .reference import identity_like, symmetrize
+from .numerics.reference import identity_like, symmetrize
 from .validation import check_matrix_batch, check_values
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)

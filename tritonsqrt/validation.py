@@ -8,11 +8,8 @@ import numbers
 import torch
 from torch.autograd import forward_ad
 
+from .constants import MAX_CONDITION_LIMIT
 from .distributed import check_placements
-
-# The fixed schedules reach float64 rounding within their 60-step cap up to about here
-# (45 steps at n = 4096; 1e60 hits the cap).
-MAX_CONDITION_LIMIT = 1e30
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -96,7 +93,7 @@ def check_values(name: str, a: torch.Tensor, eps: float, batch_shape, need_defin
         return
     bad = ~torch.isfinite(a).flatten(1).all(dim=1)
     _raise_for(name, batch_shape, bad, "non-finite entries (NaN or Inf)")
-    from .reference import frobenius_norm  # no overflow or underflow at any scale
+    from .numerics.reference import frobenius_norm  # no overflow or underflow at any scale
 
     norm = lambda x: frobenius_norm(x).flatten()  # noqa: E731
     scale = norm(a).clamp_min(torch.finfo(a.dtype).tiny)
@@ -119,7 +116,7 @@ def check_values(name: str, a: torch.Tensor, eps: float, batch_shape, need_defin
 def check_lyapunov_residual(s_mat, x, rhs, batch_shape, max_condition: float) -> None:
     """lyapunov(check=True): raise where ||S X + X S - C||_F exceeds 1000 units of roundoff of
     2 ||S||_F ||X||_F + ||C||_F (a converged solve leaves a few); synchronises."""
-    from .reference import frobenius_norm
+    from .numerics.reference import frobenius_norm
 
     residual = frobenius_norm(s_mat @ x + x @ s_mat - rhs)
     size = 2 * frobenius_norm(s_mat) * frobenius_norm(x) + frobenius_norm(rhs)

@@ -14,6 +14,7 @@ import math
 import torch
 
 from . import api
+from .constants import compute_dtype_for
 
 
 def _samples_first(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -39,7 +40,7 @@ def zca_mean(x: torch.Tensor, dim: int = 0, unbiased: bool = True, eps: float = 
     if samples < (2 if unbiased else 1):
         raise ValueError(f"zca_mean: x needs at least {2 if unbiased else 1} samples along dim={dim}, "
                          f"got shape {tuple(x.shape)}")
-    work = flat.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+    work = flat.to(compute_dtype_for(x.dtype))
     mean = work.mean(dim=0, keepdim=True)
     centered = work - mean
     cov = centered.mT @ centered / (samples - 1 if unbiased else samples)

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from ..accuracy import TARGETS, accuracy_table
+from ..testing.accuracy import TARGETS, accuracy_table
 from ..roots import square_root_count
 from . import args as arg_types
 
@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
                         help="root order: 2 (sqrtm, inv_sqrtm) or 4, 8, ... (tritonsqrt.root, inv_root)")
     parser.add_argument("--precision", default="ieee", choices=["ieee", "tf32x3", "tf32"],
                         help="tl.dot input precision of the iterative methods; emulated on the torch path "
-                             "(tritonsqrt.emulation), real tensor cores on the kernels")
+                             "(tritonsqrt.numerics.emulation), real tensor cores on the kernels")
 
 
 def main(args) -> int:
@@ -63,7 +63,7 @@ def main(args) -> int:
 def _precision_note(precision: str, device: torch.device) -> str:
     if precision == "ieee":
         return ""
-    how = "tensor cores on the kernels' path" if device.type == "cuda" else "emulated on the CPU (tritonsqrt.emulation)"
+    how = "tensor cores on the kernels' path" if device.type == "cuda" else "emulated on the CPU (tritonsqrt.numerics.emulation)"
     return (f", products at {precision} ({how}; eigh and auto-on-CPU have no products to round, "
             "so their rows are full precision)")
 

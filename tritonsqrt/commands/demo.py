@@ -14,11 +14,11 @@ from typing import Callable
 
 import torch
 
-from .. import api, reference
-from ..backends import kernel_family
+from .. import api
+from ..perf import competitors
 from ..perf.timing import synchronized_times
 from ..plan import METHODS, auto_method, resolve
-from ..reference import symmetrize
+from ..numerics.reference import symmetrize
 from ..testing import exact_gradients, exact_roots, random_orthogonal, random_symmetric, relative_error
 from . import args as arg_types
 
@@ -61,13 +61,12 @@ def _rows(device: torch.device, n: int, dtype: torch.dtype, extra_method: str) -
         # The headline method of a GPU, on the torch path: the same steps the kernels run.
         rows.append(Row(f"{gpu.method} (GPU default; torch path here)",
                         lambda a: api.inv_sqrtm(a, method=gpu.method, backend="torch")))
-        family = f" ({kernel_family(n)} kernels)" if gpu.backend == "triton" else ""
-        notes.append(f"on a CUDA GPU, auto runs {gpu.describe()}{family};\n"
-                     f"no GPU here, so the {gpu.method} row ran the same steps on the torch path")
+        notes.append(f"on a CUDA GPU, auto runs {gpu.describe()}{gpu.where}; no GPU here, so the "
+                     f"{gpu.method} row ran the same steps on the torch path")
     if extra_method not in ("auto", gpu.method):
         rows.append(Row(f"{extra_method}", lambda a: api.inv_sqrtm(a, method=extra_method)))
-    rows.append(Row(BASELINE, lambda a: reference.eigh_autograd(a, inverse=True)))
-    rows.append(Row("MPA-Lya (official code, Song et al. 2022)", lambda a: reference.official_lya(a, "mpa", True)))
+    rows.append(Row(BASELINE, lambda a: competitors.eigh_autograd(a, inverse=True)))
+    rows.append(Row("MPA-Lya (official code, Song et al. 2022)", lambda a: competitors.official_lya(a, "mpa", True)))
     return rows, notes
 
 

@@ -7,7 +7,7 @@ import platform
 import torch
 
 from .. import __version__
-from ..backends import kernel_family, triton_available, unsupported_reason_on
+from ..paths.routing import triton_available
 from ..plan import auto_method
 from . import args as arg_types
 
@@ -38,12 +38,10 @@ def main(args) -> int:
     reasons: dict[str, list[int]] = {}  # each reason once, with the sizes it applies to
     for n in args.n:
         plan = auto_method(device, n, dtype)
-        where = f" ({kernel_family(n)} kernels)" if plan.backend == "triton" else ""
         for op in ("sqrtm", "inv_sqrtm"):
-            print(f"  n={n:<5} {op:<10} auto -> {plan.describe()}{where}")
-        why = unsupported_reason_on(device, plan, forced=False)
-        if why:
-            reasons.setdefault(why, []).append(n)
+            print(f"  n={n:<5} {op:<10} auto -> {plan.describe()}{plan.where}")
+        if plan.reason:
+            reasons.setdefault(plan.reason, []).append(n)
     for why, sizes in reasons.items():
         print(f"torch path for n = {', '.join(map(str, sizes))}: {why}")
     return 0

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .. import api
+from ..constants import compute_dtype_for
 from .options import check_eps, check_momentum, check_positive_int, check_root_options, options_repr
 
 # Channels per group when neither num_groups nor group_size is given: DBN whitens groups of 16
@@ -105,7 +106,7 @@ class DecorrelatedBatchNorm(nn.Module):
             raise ValueError(f"{name}: x must be (N, {self.num_features}) or (N, {self.num_features}, *), "
                              f"got shape {tuple(x.shape)}")
         channels = x.transpose(0, 1).reshape(self.num_features, -1)  # (C, M): every sample of each channel
-        work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        work_dtype = compute_dtype_for(x.dtype)
         groups = channels.to(work_dtype).reshape(self.num_groups, self.group_size, -1)
         if self.training or not self.track_running_stats:
             if self.training and groups.shape[-1] < 2:

@@ -1,14 +1,16 @@
-"""Which backend can run a plan: the Triton kernels or the torch reference.
+"""The routing rules: which path a plan runs on, and why not Triton when it cannot.
 
-The Triton path is used for CUDA tensors when Triton imports and a kernel covers the method
-and size; under TRITON_INTERPRET=1 it also runs on CPU tensors (how the tests reach it).
+`tritonsqrt.plan.resolve` asks once per call; the Plan then names its path ("torch", "fused"
+or "tiled") and nothing downstream decides again. Triton runs CUDA tensors when it imports
+and a kernel covers the method; under TRITON_INTERPRET=1 it also runs CPU tensors (how the
+tests reach it). Sizes up to `max_kernel_n()` take the fused kernels, larger ones the tiled.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
+
+from ..constants import KERNEL_METHODS, interpreter_on  # noqa: F401 (interpreter_on: callers read it here)
 
 
 try:
@@ -35,10 +37,6 @@ def triton_import_problem() -> str | None:
     return f"Triton is installed but failed to import: {type(error).__name__}: {error}{missing}"
 
 
-def interpreter_on() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
 def interpreter_problem() -> str | None:
     """Why the Triton interpreter cannot run our kernels here, or None.
 
@@ -52,7 +50,7 @@ def interpreter_problem() -> str | None:
     except ImportError:
         return "Triton's interpreter (TRITON_INTERPRET=1) needs numpy: pip install numpy"
 
-    from .versions import version_tuple
+    from ..versions import version_tuple
 
     if version_tuple(triton.__version__) < (3, 7) and version_tuple(numpy.__version__) >= (2, 4):
         return (f"the interpreter of Triton {triton.__version__} fails with numpy {numpy.__version__}: "
@@ -61,11 +59,9 @@ def interpreter_problem() -> str | None:
 
 
 def kernel_methods() -> frozenset[str]:
-    """Methods with a Triton forward (kernels/fused_roots.py) and backward (kernels/fused_lyapunov.py).
-
-    eigh stays on torch: an eigendecomposition is no chain of matrix products.
-    """
-    return frozenset({"mtp", "mpa", "ns", "scaled_ns"})
+    """Methods with a Triton forward (kernels/fused_roots.py, kernels/tiled.py) and backward
+    (kernels/fused_lyapunov.py, kernels/tiled.py); ns's backward is torch products on every path."""
+    return frozenset(KERNEL_METHODS)
 
 
 def max_kernel_n() -> int:
@@ -77,14 +73,10 @@ def max_kernel_n() -> int:
     return 64
 
 
-def triton_unsupported_reason(a: torch.Tensor, plan, forced: bool) -> str | None:
-    """None when the Triton kernels can run this plan, else why not (for errors and `info`)."""
-    return unsupported_reason_on(a.device, plan, forced)
-
-
-def unsupported_reason_on(device: torch.device | str, plan, forced: bool) -> str | None:
-    """As `triton_unsupported_reason`, from the device alone (no tensor needed: `auto_method`
-    and `info` describe devices this process may not have)."""
+def unsupported_reason(device: torch.device | str, plan, forced: bool) -> str | None:
+    """None when the Triton kernels can run this plan on this device, else why not (for the
+    error of a forced backend, for `Plan.reason` and `tritonsqrt info`). From the device alone:
+    `auto_method` and `info` describe devices this process may not have."""
     device = torch.device(device)
     if not triton_available():
         return triton_import_problem()
@@ -96,20 +88,18 @@ def unsupported_reason_on(device: torch.device | str, plan, forced: bool) -> str
         return interpreter_problem()
     if plan.method not in kernel_methods():
         return f"no Triton kernel for method {plan.method!r}"
-    if plan.n > max_kernel_n() and not tiled_available():
-        return f"n = {plan.n} is beyond the largest fused kernel size {max_kernel_n()} and the tiled kernels are absent"
     return None
 
 
-def tiled_available() -> bool:
-    """The tiled kernels (any n, one batched GEMM chain) take every size above the fused limit."""
-    try:
-        from .kernels import tiled  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def path_for(method: str, n: int, backend: str) -> str:
+    """The path of a plan whose backend is decided: "torch", or for "triton" the kernel family
+    by size, "fused" (one program per matrix, one launch per direction) or "tiled" (a GEMM
+    chain). A method without a kernel stays on torch."""
+    if backend == "torch" or method not in kernel_methods():
+        return "torch"
+    return kernel_family(n)
 
 
 def kernel_family(n: int) -> str:
-    """"fused" (one program per matrix, one launch per direction) or "tiled" (GEMM chain)."""
+    """"fused" up to `max_kernel_n()`, "tiled" above it: the size rule of `path_for`."""
     return "fused" if n <= max_kernel_n() else "tiled"

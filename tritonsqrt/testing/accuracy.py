@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from . import api, reference, roots
-from .testing import measure, random_symmetric, spd_with_condition
+from .. import api, roots
+from ..perf import competitors
+from . import measure, random_symmetric, spd_with_condition
 
 # kappa -> (sqrtm, inv_sqrtm, sqrtm gradient, inv_sqrtm gradient): what method="auto" must reach
 # (worst case, relative Frobenius error against float64 eigh). float64: 1e-10 up to 1e4.
@@ -18,12 +19,12 @@ TARGETS = {
 def op_for(method: str, inverse: bool, p: int = 2, precision: str = "ieee"):
     """The function of A that `method` computes ("official" is the seed paper's code);
     A^(1/p) or A^(-1/p), by `tritonsqrt.root` / `inv_root` for p other than 2. `precision`
-    other than "ieee" is passed on (the torch path emulates it: `tritonsqrt.emulation`)."""
+    other than "ieee" is passed on (the torch path emulates it: `tritonsqrt.numerics.emulation`)."""
     extra = {} if precision == "ieee" else {"precision": precision}
     if method == "official":
         if p != 2:
             raise ValueError(f"method 'official' computes square roots only, not p = {p}")
-        return lambda a: reference.official_lya(a, "mpa", inverse)
+        return lambda a: competitors.official_lya(a, "mpa", inverse)
     if p != 2:
         fn = roots.inv_root if inverse else roots.root
         return lambda a: fn(a, p, method=method, **extra)

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import torch
 
+from ..constants import interpreter_on
+
 FORMAT = "tritonsqrt-tuning"
 FORMAT_VERSION = 1
 INTERPRETER_DEVICE = "triton-interpreter"
@@ -105,10 +107,6 @@ def kernel_source_hash(kernel) -> str:
 
 def _is_triton_function(obj) -> bool:
     return callable(getattr(obj, "fn", None)) and type(obj).__module__.startswith("triton.runtime")
-
-
-def interpreter_on() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def device_name(device=None) -> str:

@@ -1,7 +1,7 @@
-"""Forward and backward of a plan on the tiled Triton kernels (matrices beyond the fused size).
+"""Forward and backward of a plan whose path is "tiled": matrices beyond the fused size.
 
-Same arguments, results and saved tensors as `tritonsqrt.torch_path`; each method is the
-chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.reference`:
+Same protocol and saved records as `torch_path` (`records`); each method is the
+chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.numerics.reference`:
 
   launches per call (K steps, d the degree)                      torch path, for comparison
   prepare: sym(A) + eps I, sums of squares        1
@@ -22,10 +22,12 @@ import dataclasses
 
 import torch
 
-from .coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
-from .plan import Plan
+from ..numerics.coefficients import inv_sqrt_taylor, sqrt_pade, sqrt_taylor
+from ..constants import KERNEL_METHODS
+from ..plan import Plan
+from .records import Roots, iterative_saved
 
-TILED_METHODS = ("mtp", "mpa", "ns", "scaled_ns")
+TILED_METHODS = KERNEL_METHODS
 
 
 def _kernels():
@@ -64,8 +66,8 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
                   eps: float = 0.0):
     """Roots of sym(a) + eps I for a batch (B, n, n) of any float dtype and strides.
 
-    Returns (sqrt or None, inv or None, saved tensors tuple) as `torch_path.roots_forward`:
-    results in a's dtype, saved (S, norm) or (S, norm, Y) in the compute dtype.
+    Returns `Roots` as `torch_path.roots_forward`: results in a's dtype, saved () without
+    need_backward, else the method's record in the compute dtype.
     """
     _check(a, plan)
     tiled = _kernels()
@@ -99,12 +101,13 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
             _unprescale(root_power, norm, sqrt_t, inv_t)
     saved = ()
     if need_backward:
+        inv = inv_t.saved if want_inv else None
         if plan.method == "ns":  # its backward runs through the iteration from A / tr A (torch_path)
             a_hat = a_hat_saved if batch else torch.empty((0, n, n), dtype=compute, device=a.device)
-            saved = (a_hat, norm, inv_t.saved) if want_inv else (a_hat, norm)
+            saved = iterative_saved("ns", a_hat, norm, inv)
         else:
-            saved = (sqrt_t.saved, norm, inv_t.saved) if want_inv else (sqrt_t.saved, norm)
-    return sqrt_t.out, inv_t.out, saved
+            saved = iterative_saved(plan.method, sqrt_t.saved, norm, inv)
+    return Roots(sqrt_t.out, inv_t.out, saved)
 
 
 def _prescaled(a: torch.Tensor, eps: float, compute: torch.dtype):
@@ -223,7 +226,7 @@ def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _T
 def _masked_solve(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """left^-1 right with each non-finite pair solved as I and written back as NaN: cuSOLVER
     never sees a NaN matrix (`reference.mask_nonfinite`)."""
-    from .reference import mask_nonfinite
+    from ..numerics.reference import mask_nonfinite
 
     (safe_left, bad_left), (safe_right, bad_right) = mask_nonfinite(left), mask_nonfinite(right)
     bad = bad_left | bad_right
@@ -241,7 +244,7 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
 
         return torch_path.roots_backward(plan, saved, grad_sqrt, grad_inv)
     tiled = _kernels()
-    s_mat, norm = saved[0].contiguous(), saved[1].contiguous()
+    s_mat, norm = saved.sqrt.contiguous(), saved.norm.contiguous()
     if s_mat.shape[0] == 0 or (grad_sqrt is None and grad_inv is None):
         return torch.zeros_like(s_mat)
     precision = plan.precision
@@ -252,7 +255,7 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
         tiled.prepare_backward(s_mat, grad_sqrt, grad_inv, norm, b_mat, c_mat, grad_inv_sym)
         if grad_inv is not None:
             # rhs = sym(G_S) - Y sym(G_Y) Y (Y = S^-1, <G_Y, dY> = <-Y G_Y Y, dS>), then / scale.
-            inv_mat = saved[2].contiguous()
+            inv_mat = saved.inv.contiguous()
             y_g = new()
             tiled.product(inv_mat, grad_inv_sym, y_g, symmetric=False, precision=precision)
             rhs = grad_inv_sym  # its buffer is free once Y G_Y is formed

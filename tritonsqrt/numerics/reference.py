@@ -1,7 +1,8 @@
 """Every method, step by step, in plain torch (any device, float32 or float64).
 
-This module is the CPU path, the oracle the Triton kernels are tested against and the
-competitor the benchmarks time. Functions take a batch `(B, n, n)` of symmetric matrices in
+This module is the math of every method and nothing else: the torch path runs it, the Triton
+kernels are tested against it, and the competitors of `tritonsqrt.perf.competitors` reuse its
+pieces. Functions take a batch `(B, n, n)` of symmetric matrices in
 the compute dtype and never synchronise with the host, so they trace under torch.compile.
 
 Conventions: `norm` is the per-matrix Frobenius norm, shape (B, 1, 1) (for ns the trace, as
@@ -256,80 +257,3 @@ def loewner_backward(evals: torch.Tensor, evecs: torch.Tensor, grad: torch.Tenso
     loewner = -1.0 / (denom * (r_i * r_j).clamp_min(tiny * tiny)) if inverse else 1.0 / denom
     inner = evecs.mT @ grad @ evecs
     return evecs @ (loewner * inner) @ evecs.mT
-
-
-# ---------------------------------------------------------------------------------------
-# The official MPA-Lya / MTP-Lya, re-implemented step for step for side-by-side comparison
-# (Song, Sebe, Wang 2022): per-matrix Frobenius scale in the forward, 8 classical sign steps
-# in the backward, and for the inverse root a scale taken over the whole batch.
-
-OFFICIAL_BACKWARD_STEPS = 8
-
-
-def official_forward(a: torch.Tensor, method: str, inverse: bool) -> torch.Tensor:
-    a_hat, norm = frobenius_normalize(a)
-    if method == "mpa":
-        root = pade_root(a_hat, 5, 5, inverse)
-    elif not inverse:
-        root = taylor_root(a_hat, 10, inverse=False)
-    else:  # the official code offers no MTP inverse; invert the MTP root as its users do
-        root = torch.linalg.inv(taylor_root(a_hat, 10, inverse=False))
-    return unscale(root, norm, inverse)
-
-
-def official_backward(root: torch.Tensor, grad: torch.Tensor, norm: torch.Tensor, inverse: bool) -> torch.Tensor:
-    classical = [(1.5, -0.5)] * OFFICIAL_BACKWARD_STEPS
-    if not inverse:
-        return lyapunov_sign(root, grad, norm.sqrt(), classical)
-    # Y X + X Y = -Y^2 G Y^2, scaled by the Frobenius norm of the whole batch of Y.
-    inv_sq = root @ root
-    rhs = -(inv_sq @ grad @ inv_sq)
-    batch_norm = torch.linalg.vector_norm(root).reshape(1, 1, 1)
-    return lyapunov_sign(root, rhs, batch_norm, classical)
-
-
-class OfficialLya(torch.autograd.Function):
-    """`official_lya(a, "mpa" | "mtp", inverse)`: the official code's numbers, for comparisons."""
-
-    @staticmethod
-    def forward(ctx, a, method, inverse):
-        root = official_forward(a, method, inverse)
-        ctx.save_for_backward(root, torch.linalg.matrix_norm(a, keepdim=True))
-        ctx.inverse = inverse
-        return root
-
-    @staticmethod
-    def backward(ctx, grad):
-        root, norm = ctx.saved_tensors
-        return official_backward(root, grad, norm, ctx.inverse), None, None
-
-
-def official_lya(a: torch.Tensor, method: str = "mpa", inverse: bool = False) -> torch.Tensor:
-    return OfficialLya.apply(a, method, inverse)
-
-
-def isqrt_cov_newton_schulz(a: torch.Tensor, iterations: int = 5, inverse: bool = False) -> torch.Tensor:
-    """iSQRT-COV (MPNCOV.py `Sqrtm`): trace pre-normalisation, classical coupled NS, sqrt(trace)
-    post-compensation, autograd through the iteration (what its hand-written backward computes)."""
-    a_hat, norm = trace_normalize(a)
-    root_sqrt, root_inv = coupled_newton_schulz(a_hat, [(1.5, -0.5)] * iterations, want_inverse=inverse)
-    return unscale(root_inv if inverse else root_sqrt, norm, inverse)
-
-
-def eigh_autograd(a: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-    """Competitor: eigendecomposition with torch's own autograd (NaN at repeated eigenvalues)."""
-    evals, evecs = torch.linalg.eigh(a)
-    power = evals.clamp_min(0).sqrt()
-    if inverse:
-        power = power.reciprocal()
-    return (evecs * power.unsqueeze(-2)) @ evecs.mT
-
-
-def eigh_inverse_root(a: torch.Tensor, p: int) -> torch.Tensor:
-    """Competitor for Shampoo's preconditioners: A^(-1/p) by eigh in A's dtype and a power of
-    the eigenvalues, the eigendecomposition route of Distributed Shampoo's `matrix_inverse_root`
-    (its epsilon is the caller's). Eigenvalues are clamped at the smallest normal number, so a
-    singular block gives a large finite root rather than Inf."""
-    evals, evecs = torch.linalg.eigh(a)
-    power = evals.clamp_min(torch.finfo(evals.dtype).tiny).pow(-1.0 / p)
-    return (evecs * power.unsqueeze(-2)) @ evecs.mT

@@ -34,7 +34,7 @@ class _CountingMode(TorchDispatchMode):
         name = func.overloadpacket.__name__
         if func.namespace == "tritonsqrt":
             # Our custom ops are single opaque nodes: run their Python body so we count inside.
-            from .ops import IMPLEMENTATIONS
+            from ..paths.custom_ops import IMPLEMENTATIONS
 
             with self:  # the mode is popped while its handler runs: push it back for the body
                 return IMPLEMENTATIONS[name](*args, **(kwargs or {}))

@@ -1,6 +1,6 @@
 """The public ops as torch.library custom ops, with their autograd and fake (meta) kernels.
 
-`tritonsqrt::roots` runs a plan's forward on its backend (torch reference or Triton kernels)
+`tritonsqrt::roots` runs a plan's forward on its path (`plan.path`: torch, fused or tiled)
 and returns the results plus what the backward needs; `tritonsqrt::roots_backward` turns
 output gradients into dL/dA. Being custom ops, both are opaque single nodes to
 torch.compile(fullgraph=True) and export, and `torch.library.opcheck` tests them.
@@ -11,45 +11,38 @@ Outputs of `roots` (no two alias; an unused one is an empty tensor):
                (ns: always A / tr A, which its backward differentiates through)
   saved_inv    Y likewise (only when the inverse is an output)
   aux1, aux2   iterative methods: (norm, -); eigh: (eigenvalues, eigenvectors)
+The four saved slots are a path's saved record (`records`) laid flat: `_slots` writes them,
+`_record` reads them back. The Plan crosses as scalars: `encode_plan` / `decode_plan`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from . import torch_path
-from .plan import Plan
+from ..constants import compute_dtype_for
+from ..plan import Plan
+from . import fused_path, tiled_path, torch_path
+from .records import EighSaved, iterative_saved
 
 _EMPTY_SHAPE = (0,)
+_PATHS = {"torch": torch_path, "fused": fused_path, "tiled": tiled_path}
 
 
-def plan_to_args(plan: Plan) -> tuple:
+def encode_plan(plan: Plan) -> tuple:
+    """The Plan as the custom ops' trailing scalar arguments (torch.library takes no dataclass):
+    (method, backend, taylor_degree, pade_num, pade_den, ns_iterations, max_condition, precision,
+    eigh_float64). The compute dtype and n are not encoded: they come with the tensors. The path
+    is not either: `decode_plan` rebuilds it from (method, n, backend) by the same routing rule."""
     return (plan.method, plan.backend, plan.taylor_degree, plan.pade_degrees[0], plan.pade_degrees[1],
             plan.ns_iterations, plan.max_condition, plan.precision, plan.eigh_dtype == torch.float64)
 
 
-def plan_from_args(a: torch.Tensor, method, backend, taylor_degree, pade_num, pade_den, ns_iterations,
-                   max_condition, precision, eigh_float64) -> Plan:
-    from .plan import compute_dtype_for
-
-    return Plan(method=method, compute_dtype=compute_dtype_for(a.dtype), n=a.shape[-1], backend=backend,
-                taylor_degree=taylor_degree, pade_degrees=(pade_num, pade_den), ns_iterations=ns_iterations,
-                max_condition=max_condition, precision=precision,
-                eigh_dtype=torch.float64 if eigh_float64 else None)
-
-
-def _backend(plan: Plan):
-    if plan.backend != "triton":
-        return torch_path
-    from .backends import kernel_family
-
-    if kernel_family(plan.n) == "fused":
-        from . import triton_path
-
-        return triton_path
-    from . import tiled_path
-
-    return tiled_path
+def decode_plan(args: tuple, compute_dtype: torch.dtype, n: int) -> Plan:
+    """The Plan `encode_plan` encoded, for matrices of size n computed in compute_dtype."""
+    method, backend, taylor_degree, pade_num, pade_den, ns_iterations, max_condition, precision, eigh_float64 = args
+    return Plan(method=method, compute_dtype=compute_dtype, n=n, backend=backend, taylor_degree=taylor_degree,
+                pade_degrees=(pade_num, pade_den), ns_iterations=ns_iterations, max_condition=max_condition,
+                precision=precision, eigh_dtype=torch.float64 if eigh_float64 else None)
 
 
 def _layout(a, plan: Plan, outputs: str, need_backward: bool):
@@ -87,24 +80,37 @@ def _roots_impl(a: torch.Tensor, outputs: str, eps: float, need_backward: bool, 
           taylor_degree: int, pade_num: int, pade_den: int, ns_iterations: int, max_condition: float,
           precision: str, eigh_float64: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                                        torch.Tensor, torch.Tensor]:
-    plan = plan_from_args(a, method, backend, taylor_degree, pade_num, pade_den, ns_iterations, max_condition,
-                          precision, eigh_float64)
+    plan = decode_plan((method, backend, taylor_degree, pade_num, pade_den, ns_iterations, max_condition, precision,
+                        eigh_float64), compute_dtype_for(a.dtype), a.shape[-1])
     want_sqrt, want_inv = outputs in ("sqrt", "both"), outputs in ("inv", "both")
-    sqrt_out, inv_out, saved = _backend(plan).roots_forward(a, plan, want_sqrt, want_inv, need_backward, eps)
+    roots_out = _PATHS[plan.path].roots_forward(a, plan, want_sqrt, want_inv, need_backward, eps)
     layout = _layout(a, plan, outputs, need_backward)
-    result = {name: None for name in layout}
-    result["sqrt"], result["inv"] = sqrt_out, inv_out
-    if saved and plan.method != "eigh":
-        result["aux1"] = saved[1]
-        if layout["saved_sqrt"][0] != _EMPTY_SHAPE:
-            result["saved_sqrt"] = saved[0]
-        if layout["saved_inv"][0] != _EMPTY_SHAPE:
-            result["saved_inv"] = saved[2]
-    elif saved:
-        result["aux1"], result["aux2"] = saved
+    result = dict(sqrt=roots_out.sqrt, inv=roots_out.inv, **_slots(roots_out.saved, layout))
     # Outputs must not alias: a result that is also saved appears once; the rest are empty.
     return tuple(result[name].contiguous() if result[name] is not None else _empty(a, layout[name])
                  for name in layout)
+
+
+def _slots(saved, layout) -> dict:
+    """A saved record as the op's four saved slots; None where the layout has none (an output
+    that is itself S or Y is not saved twice: `_setup_context` keeps the output instead)."""
+    slots = dict.fromkeys(("saved_sqrt", "saved_inv", "aux1", "aux2"))
+    if isinstance(saved, EighSaved):
+        slots["aux1"], slots["aux2"] = saved
+    elif saved:
+        slots["aux1"] = saved[1]
+        if layout["saved_sqrt"][0] != _EMPTY_SHAPE:
+            slots["saved_sqrt"] = saved[0]
+        if layout["saved_inv"][0] != _EMPTY_SHAPE:
+            slots["saved_inv"] = saved.inv
+    return slots
+
+
+def _record(plan: Plan, saved_sqrt, saved_inv, aux1, aux2):
+    """The saved record of `plan`'s method from the four slots (`_slots` inverted)."""
+    if plan.method == "eigh":
+        return EighSaved(aux1, aux2)
+    return iterative_saved(plan.method, saved_sqrt, aux1, saved_inv if _present(saved_inv) else None)
 
 
 roots = torch.library.custom_op("tritonsqrt::roots", _roots_impl, mutates_args=())
@@ -113,8 +119,8 @@ roots = torch.library.custom_op("tritonsqrt::roots", _roots_impl, mutates_args=(
 @roots.register_fake
 def _roots_fake(a, outputs, eps, need_backward, method, backend, taylor_degree, pade_num, pade_den,
                 ns_iterations, max_condition, precision, eigh_float64):
-    plan = plan_from_args(a, method, backend, taylor_degree, pade_num, pade_den, ns_iterations, max_condition,
-                          precision, eigh_float64)
+    plan = decode_plan((method, backend, taylor_degree, pade_num, pade_den, ns_iterations, max_condition, precision,
+                        eigh_float64), compute_dtype_for(a.dtype), a.shape[-1])
     return tuple(_empty(a, spec) for spec in _layout(a, plan, outputs, need_backward).values())
 
 
@@ -122,17 +128,13 @@ def _roots_backward_impl(grad_sqrt: torch.Tensor, grad_inv: torch.Tensor, saved_
                    saved_inv: torch.Tensor, aux1: torch.Tensor, aux2: torch.Tensor, a_dtype: torch.dtype,
                    n: int, method: str, backend: str, taylor_degree: int, pade_num: int, pade_den: int,
                    ns_iterations: int, max_condition: float, precision: str, eigh_float64: bool) -> torch.Tensor:
-    probe = torch.empty(0, n, n, dtype=a_dtype)
-    plan = plan_from_args(probe, method, backend, taylor_degree, pade_num, pade_den, ns_iterations,
-                          max_condition, precision, eigh_float64)
+    plan = decode_plan((method, backend, taylor_degree, pade_num, pade_den, ns_iterations, max_condition, precision,
+                        eigh_float64), compute_dtype_for(a_dtype), n)
     if aux1.shape[0] == 0:  # an empty batch (a shape, not a value: no sync)
         return aux1.new_zeros((0, n, n), dtype=a_dtype)
-    if plan.method == "eigh":
-        saved = (aux1, aux2)
-    else:
-        saved = (saved_sqrt, aux1) + ((saved_inv,) if _present(saved_inv) else ())
-    grad = _backend(plan).roots_backward(plan, saved, grad_sqrt if _present(grad_sqrt) else None,
-                                         grad_inv if _present(grad_inv) else None)
+    saved = _record(plan, saved_sqrt, saved_inv, aux1, aux2)
+    grad = _PATHS[plan.path].roots_backward(plan, saved, grad_sqrt if _present(grad_sqrt) else None,
+                                            grad_inv if _present(grad_inv) else None)
     return grad.to(a_dtype).contiguous()
 
 
@@ -185,7 +187,7 @@ def _double_backward(ctx, *grads):
         "tritonsqrt: double backward (differentiating a gradient taken with create_graph=True, e.g. a "
         "Hessian or a gradient penalty) is not supported: the backward is a Lyapunov solve / Loewner formula "
         "without a derivative of its own. Use first-order gradients, or differentiate "
-        "tritonsqrt.reference.eigh_autograd (torch.linalg.eigh with torch's autograd; NaN at repeated eigenvalues)."
+        "tritonsqrt.perf.competitors.eigh_autograd (torch.linalg.eigh with torch's autograd; NaN at repeated eigenvalues)."
     )
 
 
@@ -194,6 +196,6 @@ roots_backward.register_autograd(_double_backward, setup_context=lambda ctx, inp
 
 def matrix_roots(a: torch.Tensor, plan: Plan, outputs: str, eps: float, need_backward: bool):
     """(sqrt or None, inv or None) of sym(a) + eps I for a (B, n, n), through the custom op."""
-    sqrt_out, inv_out, *_ = roots(a, outputs, float(eps), bool(need_backward), *plan_to_args(plan))
+    sqrt_out, inv_out, *_ = roots(a, outputs, float(eps), bool(need_backward), *encode_plan(plan))
     return (sqrt_out if outputs != "inv" else None), (inv_out if outputs != "sqrt" else None)
 

@@ -22,7 +22,7 @@ Float64 (and other non-float32) operands ignore `precision`, as the kernels do (
 ieee only). No host synchronisation: element-wise bit operations and matmuls only.
 
 `products_at(precision)` applies this to every `@` / matmul / bmm / mm inside a block, so the
-torch reference (`tritonsqrt.reference`) runs at the kernels' precision without a new argument
+torch reference (`tritonsqrt.numerics.reference`) runs at the kernels' precision without a new argument
 on each of its functions; "ieee" leaves the block untouched.
 """
 
@@ -33,7 +33,8 @@ import contextlib
 import torch
 from torch.overrides import TorchFunctionMode
 
-PRECISIONS = ("ieee", "tf32", "tf32x3")
+from ..constants import PRECISIONS
+
 _LOW_13_BITS_CLEARED = -(1 << 13)  # 0xFFFFE000 as an int32: keeps sign, exponent, 10 mantissa bits
 _HALF_TF32_ULP = 1 << 12  # added to the magnitude bits before truncating: round half away from zero
 

@@ -1,4 +1,4 @@
-"""Autograd of the public `lyapunov` solve (the roots' autograd lives with their custom op in ops.py)."""
+"""Autograd of the public `lyapunov` solve (the roots' autograd lives with their custom op in `tritonsqrt.paths.custom_ops`)."""
 
 from __future__ import annotations
 

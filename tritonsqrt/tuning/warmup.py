@@ -2,7 +2,7 @@
 
 For each size, dtype, op and method it runs the op once with backend="triton" (forward, and
 backward with --backward), which makes the launchers select their configs through
-`tritonsqrt.tuning`: a size bucket met for the first time is timed and written to the cache,
+`tritonsqrt.tuning.cache`: a size bucket met for the first time is timed and written to the cache,
 a known one is read back. The closing table lists every tuned kernel with its config, the
 time of one launch and where the config came from; a second run finds everything in the
 cache and takes seconds. Run it before CUDA-graph capture or a production start (nothing is
@@ -17,13 +17,16 @@ import time
 
 import torch
 
-from . import backends, tuning
-from .commands import args as arg_types
-from .plan import Plan, auto_method, compute_dtype_for
+from ..paths import routing
+from . import cache as tuning
+from ..commands import args as arg_types
+from ..commands.progress import Progress
+from ..constants import KERNEL_METHODS
+from ..plan import Plan, auto_method, compute_dtype_for
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 OPS = ("sqrtm", "inv_sqrtm", "sqrtm_and_inv_sqrtm")
-WARMUP_METHODS = ("auto", "scaled_ns", "ns", "mpa", "mtp")
+WARMUP_METHODS = ("auto",) + KERNEL_METHODS  # what a Triton kernel runs
 GPU_SIZES = "16,32,64,128,256,512,1024"
 # Under the interpreter every program runs in Python: one tile per matrix keeps a run to a minute.
 INTERPRETER_SIZES = "20"
@@ -46,9 +49,9 @@ def add_arguments(parser) -> None:
 
 
 def _device() -> torch.device | None:
-    if torch.cuda.is_available() and not backends.interpreter_on():
+    if torch.cuda.is_available() and not routing.interpreter_on():
         return torch.device("cuda")
-    if backends.interpreter_on():
+    if routing.interpreter_on():
         return torch.device("cpu")
     return None
 
@@ -81,8 +84,8 @@ def main(args) -> int:
               "is not set, so there is no Triton kernel to compile or tune. Run it on the machine with the GPU, "
               "or set TRITON_INTERPRET=1 to run the whole mechanism on CPU at tiny sizes.", file=sys.stderr)
         return 2
-    if not backends.triton_available():
-        print(f"tritonsqrt warmup: {backends.triton_import_problem()}; nothing to compile.", file=sys.stderr)
+    if not routing.triton_available():
+        print(f"tritonsqrt warmup: {routing.triton_import_problem()}; nothing to compile.", file=sys.stderr)
         return 2
     if args.batch < 1:
         print(f"tritonsqrt warmup: --batch: expected a positive int, got {args.batch}", file=sys.stderr)
@@ -101,9 +104,9 @@ def main(args) -> int:
     cases = [(n, dtype, op, method) for n in sizes for dtype in dtypes for op in ops for method in methods]
     started = time.perf_counter()
     rows, other_kernels, paths = [], {}, set()
+    progress = Progress(len(cases), stream=sys.stdout)
     with tuning.recording() as events:
-        for index, (n, dtype, op, method) in enumerate(cases):
-            _progress(index, len(cases), f"n={n} {dtype} {op} {method}{' +backward' if args.backward else ''}")
+        for n, dtype, op, method in cases:
             first_event = len(events)
             path, launched = _run_case(n, DTYPES[dtype], op, method, args.backward, args.batch, device)
             paths.add(path)
@@ -113,7 +116,8 @@ def main(args) -> int:
             if fixed:
                 other_kernels.setdefault(n, set()).update(fixed)
             rows.extend((n, event) for event in events[first_event:])
-        _progress(len(cases), len(cases), "done")
+            progress.step(f"n={n} {dtype} {op} {method}{' +backward' if args.backward else ''}")
+        progress.close()
     elapsed = time.perf_counter() - started
     _print_table(rows)
     for n, names in sorted(other_kernels.items()):
@@ -132,44 +136,25 @@ def main(args) -> int:
 
 
 def _run_case(n: int, dtype: torch.dtype, op: str, method: str, backward: bool, batch: int, device):
-    """Run one op forward (and backward); returns (path used, names of the Triton kernels launched)."""
-    from . import api
-    from .instrument import count_launches
-    from .testing import random_symmetric, spd_with_condition
+    """Run one op forward (and backward); returns (the plan's path, names of the Triton kernels launched)."""
+    from .. import api
+    from ..testing.instrument import count_launches
+    from ..testing import random_symmetric, spd_with_condition
 
     if method == "auto":
         method = auto_method("cuda", n, dtype).method
     a = spd_with_condition(batch, n, 100.0, seed=n, dtype=dtype, device=device)
     grad = random_symmetric(batch, n, seed=n + 1, dtype=dtype, device=device)
-    probe = Plan(method=method, compute_dtype=compute_dtype_for(dtype), n=n, backend="triton")
-    public = backends.triton_unsupported_reason(a, probe, forced=True) is None
     with count_launches() as launches:
-        if public:
-            x = a.clone().requires_grad_(backward)
-            out = getattr(api, op)(x, method=method, backend="triton")
-            if backward:
-                outs = out if isinstance(out, tuple) else (out,)
-                torch.autograd.backward(outs, [grad] * len(outs))
-        else:  # the public op does not route this size to Triton yet: the tiled launchers directly
-            from . import tiled_path
-
-            want_sqrt, want_inv = op != "inv_sqrtm", op != "sqrtm"
-            sqrt_out, inv_out, saved = tiled_path.roots_forward(a, probe, want_sqrt, want_inv, backward)
-            if backward:
-                tiled_path.roots_backward(probe, saved, grad if want_sqrt else None, grad if want_inv else None)
+        x = a.clone().requires_grad_(backward)
+        out = getattr(api, op)(x, method=method, backend="triton")
+        if backward:
+            outs = out if isinstance(out, tuple) else (out,)
+            torch.autograd.backward(outs, [grad] * len(outs))
         if device.type == "cuda":
             torch.cuda.synchronize()
-    return ("public op" if public else "tiled path"), launches.names
-
-
-def _progress(done: int, total: int, label: str) -> None:
-    width = 24
-    filled = width * done // max(total, 1)
-    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}"
-    if sys.stdout.isatty():
-        print(f"\r{line:<100}", end="" if done < total else "\n", flush=True)
-    else:
-        print(line, flush=True)
+    plan = Plan(method=method, compute_dtype=compute_dtype_for(dtype), n=n, backend="triton")
+    return f"{plan.path} path", launches.names
 
 
 def _print_table(rows) -> None:

@@ -1,0 +1,233 @@
+"""Every kernel's launch settings as data: the default config and the autotune space of the fused
+forward (`kernels/fused_roots.py`), the fused backward (`kernels/fused_lyapunov.py`) and the tiled
+kernels (`kernels/tiled.py`, pruned by matrix size and shared memory). What
+`tritonsqrt.tuning.cache` times, `tritonsqrt warmup` fills the cache with, and every module's
+`compile_specs` (hence `tritonsqrt compile-report`) compiles."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+
+# ---------------------------------------------------------------------------------------
+# Tiled kernels
+
+# (BLOCK, BLOCK_K, GROUP, num_warps, most stages) per dtype and kernel, the launcher's default
+# first. Every entry compiles for sm_80 and sm_90, with every dot precision and every flag set
+# `tiled_path` launches, without register spills (Triton 3.9 and 3.6; docs/large-and-tuning.md).
+# Left out for spilling: 128-wide tiles (0.3-1.5 KB with 8 warps), 64-wide tiles with 4 warps,
+# BLOCK_K = 32 in kernels with two or more products, 64-wide float64 tiles in the power step.
+# Stages are lowered until the operand tiles fit in shared memory, else the entry is dropped.
+_ONE_PRODUCT = ((64, 32, 8, 8, 3), (64, 16, 8, 8, 4), (32, 32, 1, 4, 2), (32, 16, 1, 4, 3))
+_PRODUCTS = ((64, 16, 8, 8, 4), (32, 16, 1, 4, 3))
+GPU_SPACE = {
+    "float32": {
+        "power_step": _ONE_PRODUCT,
+        "product": _ONE_PRODUCT,
+        "newton_schulz_step": _PRODUCTS,
+        "lyapunov_products": _PRODUCTS,
+        "lyapunov_update": ((64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),  # 3 stages: 8 bytes of spill, tf32x3 sm_90
+    },
+    "float64": {
+        "power_step": ((32, 16, 1, 4, 2), (32, 32, 1, 4, 2)),
+        "product": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2), (32, 32, 1, 4, 2)),
+        "newton_schulz_step": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
+        "lyapunov_products": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
+        "lyapunov_update": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
+    },
+}
+# The interpreter runs programs one after another at a fixed cost per operation: 64-wide
+# tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
+# still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
+# (tests/test_tiled.py also runs 32-wide tiles).
+INTERPRETER_SPACE = ((64, 64, 2, 1, 1), (64, 32, 1, 1, 1))
+
+# Product loops per program of each tuned kernel, each pipelining 2 operand tiles a step
+# (shared memory is counted as if the loops' buffers were not reused).
+PRODUCT_LOOPS = {
+    "power_step": 1,
+    "newton_schulz_step": 2,
+    "product": 1,
+    "lyapunov_products": 2,
+    "lyapunov_update": 4,
+}
+# Shared memory a block may use on A100 (sm_80); H100 (sm_90) allows 232448. Static lists
+# (compile_specs) are pruned for the smaller one, launches for the device's own.
+SM80_SHARED_MEMORY = 166912
+
+
+def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False,
+                      shared_memory: int = SM80_SHARED_MEMORY) -> list[dict]:
+    """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
+    space = INTERPRETER_SPACE if interpreter else GPU_SPACE[dtype_name][kernel_name]
+    return [dict(config) for config in _pruned(tuple(space), 2 * PRODUCT_LOOPS[kernel_name], triton.next_power_of_2(n),
+                                               8 if dtype_name == "float64" else 4, interpreter, shared_memory)]
+
+
+@functools.lru_cache(maxsize=None)
+def _pruned(space: tuple, loads: int, n_pow2: int, element: int, interpreter: bool, shared_memory: int) -> tuple:
+    # No tile wider than the matrix needs, but always the narrowest entries.
+    largest_block = max(n_pow2, min(entry[0] for entry in space))
+    configs = []
+    for block, block_k, group, warps, stages in space:
+        if block > largest_block:
+            continue
+        if not interpreter:
+            # Pipelined operand tiles, plus one output tile of scratch for the mirrored store.
+            needed = lambda s: (s * loads * block * block_k + block * block) * element  # noqa: E731
+            while stages > 2 and needed(stages) > shared_memory:
+                stages -= 1
+            if needed(stages) > shared_memory:
+                continue
+        configs.append((("BLOCK", block), ("BLOCK_K", block_k), ("GROUP", group), ("num_warps", warps),
+                        ("num_stages", stages)))
+    return tuple(configs)
+
+
+@functools.lru_cache(maxsize=None)
+def shared_memory_per_block(device: torch.device) -> int:
+    """Shared memory per block on this GPU (once per device: a driver query)."""
+    try:
+        from triton.runtime import driver
+
+        return int(driver.active.utils.get_device_properties(device.index or 0)["max_shared_mem"])
+    except Exception:  # an unknown driver API: assume the smaller of the targets
+        return SM80_SHARED_MEMORY
+
+
+# ---------------------------------------------------------------------------------------
+# Fused forward kernels (kernels/fused_roots.py)
+
+# n = 128 does not fit one program: with whole operands in registers the Newton–Schulz kernel
+# needs 256 KiB of shared memory (tf32x3; H100 has 227 KiB) or spills 94 KB (ieee), and even
+# streamed every kernel spills 0.6-2 KB a thread at 16 or 32 warps (docs/fused-kernels.md).
+FUSED_MAX_N = 64
+
+
+def fused_roots_config(n: int, dtype_name: str, kernel: str, precision: str = "ieee") -> dict:
+    """BLOCK, matrices per program, streaming, warps and stages for one size, kernel
+    ("polynomial" or "newton_schulz") and dot precision.
+
+    BLOCK = 16 (n <= 16): four matrices per program as one (4, 16, 16) stack.
+    BLOCK = 32: one matrix per program, whole operands in registers.
+    BLOCK = 64: float32 streams its products from a scratch; with whole operands in
+    registers every tl.dot holds its full right operand in each warp and the Newton–Schulz
+    kernel spills 620-990 bytes (ieee) on sm_90 / sm_80 at any warp count. float64 (an f64
+    mma that holds far less) keeps everything in registers.
+    Warps: the counts with no spill on sm_80 and sm_90 (`tritonsqrt compile-report`, Triton
+    3.9; figures in docs/fused-kernels.md). ptxas caps some kernels at 128 or 80 registers
+    and spills a few bytes rather than use more (BLOCK 16 Taylor at 4 warps, Newton–Schulz at
+    8), so the choice is per kernel; streamed at 16 warps stays at 83-116 registers.
+    `precision` matters at BLOCK 16 only (Newton–Schulz with tf32x3 takes 8 warps).
+    """
+    if not 1 <= n <= FUSED_MAX_N:
+        raise ValueError(f"n: the fused forward kernels take 1 <= n <= {FUSED_MAX_N}, got {n}")
+    if kernel not in ("polynomial", "newton_schulz"):
+        raise ValueError(f"kernel: expected 'polynomial' or 'newton_schulz', got {kernel!r}")
+    block = max(16, triton.next_power_of_2(n))
+    config = {"BLOCK": block, "MATRICES": 1, "STREAM": False, "CHUNK": 16, "num_warps": 4, "num_stages": 1,
+              "SCRATCH_SLOTS": 4 if kernel == "polynomial" else 3}
+    if block == 16:
+        # Newton–Schulz at 4 warps: ptxas caps it at 128 registers and, with tf32x3 on sm_80,
+        # spills 8 bytes since the norm became scale-safe; 8 warps fit at 79-80 (compile-report).
+        wide = kernel == "polynomial" or precision == "tf32x3"
+        config.update(MATRICES=4, num_warps=8 if wide else 4)
+    elif block == 64 and dtype_name == "float32":
+        config.update(STREAM=True, num_warps=16)
+    elif block == 64:
+        config.update(num_warps=8)
+    return config
+
+
+# Launch settings the tuner may pick besides `fused_roots_config`'s, as (MATRICES, num_warps) per
+# (BLOCK, dtype, kernel): each compiles without spills for sm_80 and sm_90 with every method and
+# dot precision of the kernel, on Triton 3.9 and 3.6 (`tritonsqrt compile-report`; asserted by
+# tests/test_compile_report.py). At BLOCK 64 the streamed Newton–Schulz kernel and float64
+# spill at every other warp count (2-16 tried), so they keep their one setting.
+FUSED_ROOTS_ALTERNATIVES = {
+    (16, "float32", "newton_schulz"): ((2, 4), (1, 4), (4, 8)),
+    (16, "float32", "polynomial"): ((2, 4), (1, 2)),
+    (16, "float64", "newton_schulz"): ((2, 4), (1, 4), (4, 8)),
+    (16, "float64", "polynomial"): ((2, 4), (1, 4), (4, 4)),
+    (32, "float32", "newton_schulz"): ((1, 8), (1, 2)),
+    (32, "float32", "polynomial"): ((1, 8),),
+    (32, "float64", "newton_schulz"): ((1, 8), (1, 2)),
+    (32, "float64", "polynomial"): ((1, 8), (1, 16)),
+    (64, "float32", "polynomial"): ((1, 8),),
+}
+
+
+def fused_roots_candidates(n: int, dtype_name: str, kernel: str, precision: str = "ieee",
+                           interpreter: bool = False) -> list[dict]:
+    """The configs the tuner chooses among at size n, `fused_roots_config`'s first.
+
+    The interpreter takes the default only: it times nothing that a GPU would choose by.
+    """
+    default = fused_roots_config(n, dtype_name, kernel, precision)
+    if interpreter:
+        return [default]
+    candidates = [default]
+    for matrices, warps in FUSED_ROOTS_ALTERNATIVES.get((default["BLOCK"], dtype_name, kernel), ()):
+        config = dict(default, MATRICES=matrices, num_warps=warps)
+        if config not in candidates:
+            candidates.append(config)
+    return candidates
+
+
+# ---------------------------------------------------------------------------------------
+# Fused backward kernels (kernels/fused_lyapunov.py)
+
+
+def fused_lyapunov_config(n: int, dtype_name: str, precision: str) -> dict:
+    """Which kernel, BLOCK, matrices per program and warps for one size, dtype and precision.
+
+    From `tritonsqrt compile-report` (ptxas -v, sm_80 and sm_90, Triton 3.9): the in-register
+    kernel is spill-free for BLOCK 16 (4 matrices, one warp each in the batched tl.dot), and
+    for BLOCK 32 with ieee (8 warps) or tf32 (4 warps) in float32; tf32x3 at BLOCK 32 and
+    every BLOCK >= 64 spill there (n = 64: 300-60000 bytes in every warp count), so they take
+    the streamed kernel: spill-free up to BLOCK 64 (8 warps), still spilling at BLOCK 128 (so the
+    fused backward stops where the fused forward does, at FUSED_MAX_N).
+    """
+    if not 1 <= n <= FUSED_MAX_N:
+        raise ValueError(f"n: the fused Lyapunov kernel takes 1 <= n <= {FUSED_MAX_N}, got {n}")
+    block = max(16, triton.next_power_of_2(n))
+    if block == 16:
+        return {"kernel": "registers", "BLOCK": 16, "MATRICES": 4, "num_warps": 4, "num_stages": 1}
+    if block == 32 and dtype_name == "float32" and precision in ("ieee", "tf32"):
+        warps = 8 if precision == "ieee" else 4
+        return {"kernel": "registers", "BLOCK": 32, "MATRICES": 1, "num_warps": warps, "num_stages": 1}
+    warps = {32: 4 if dtype_name == "float32" else 8, 64: 8}[block]
+    return {"kernel": "streamed", "BLOCK": block, "CHUNK": 16, "num_warps": warps, "num_stages": 1}
+
+
+# Launch settings the tuner may pick besides `fused_lyapunov_config`'s, as (MATRICES, num_warps) for
+# the in-register kernel or num_warps for the streamed one, per (BLOCK, dtype, kernel): each compiles
+# without spills for sm_80 and sm_90 with every dot precision it serves, on Triton 3.9 and 3.6
+# (`tritonsqrt compile-report`; asserted by tests/test_compile_report.py). At BLOCK 64 4 and 16
+# warps spill, so 8 stays alone.
+FUSED_LYAPUNOV_ALTERNATIVES = {
+    (16, "float32", "registers"): ((2, 4), (1, 4), (4, 8)),
+    (16, "float64", "registers"): ((2, 4), (1, 4), (4, 8)),
+    (32, "float32", "registers"): ((1, 8),),  # tf32's default is 4 warps; ieee spills at 4
+    (32, "float32", "streamed"): (8, 16),
+    (32, "float64", "streamed"): (16,),
+}
+
+
+def fused_lyapunov_candidates(n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False) -> list[dict]:
+    """The configs the tuner chooses among at size n, `fused_lyapunov_config`'s first (the
+    interpreter takes the default only)."""
+    default = fused_lyapunov_config(n, dtype_name, precision)
+    if interpreter:
+        return [default]
+    candidates = [default]
+    for other in FUSED_LYAPUNOV_ALTERNATIVES.get((default["BLOCK"], dtype_name, default["kernel"]), ()):
+        if default["kernel"] == "streamed":
+            config = dict(default, num_warps=other)
+        else:
+            config = dict(default, MATRICES=other[0], num_warps=other[1])
+        if config not in candidates:
+            candidates.append(config)
+    return candidates
