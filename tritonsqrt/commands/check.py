@@ -6,13 +6,14 @@ import sys
 
 import torch
 
+from ..constants import METHODS, PRECISIONS
 from ..testing.accuracy import TARGETS, accuracy_table
 from ..roots import square_root_count
 from . import args as arg_types
 
 
 # Every method of the ops, and "official": the seed paper's MPA-Lya re-implemented.
-CHECK_METHODS = ("auto", "scaled_ns", "eigh", "ns", "mpa", "mtp", "official")
+CHECK_METHODS = METHODS + ("official",)
 
 
 def add_arguments(parser) -> None:
@@ -21,11 +22,11 @@ def add_arguments(parser) -> None:
                         help="matrix sizes (worst case shown)")
     parser.add_argument("--batch", type=arg_types.positive_int, default=4)
     parser.add_argument("--methods", type=arg_types.names_from(CHECK_METHODS),
-                        default="auto,scaled_ns,eigh,ns,mpa,mtp,official")
+                        default=",".join(CHECK_METHODS))
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--p", type=int, default=2,
                         help="root order: 2 (sqrtm, inv_sqrtm) or 4, 8, ... (tritonsqrt.root, inv_root)")
-    parser.add_argument("--precision", default="ieee", choices=["ieee", "tf32x3", "tf32"],
+    parser.add_argument("--precision", default="ieee", choices=PRECISIONS,
                         help="tl.dot input precision of the iterative methods; emulated on the torch path "
                              "(tritonsqrt.numerics.emulation), real tensor cores on the kernels")
 
