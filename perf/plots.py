@@ -78,9 +78,19 @@ def time_vs_n(rows: list[dict], path: Path, title: str) -> Path | None:
         ax.set_ylabel("median ms per matrix (call / batch)")
         ax.set_title(f"{op}, {mode}")
         ax.grid(True, which="both", alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    spare = list(axes.flat)[len(panels):]
+    for ax in spare:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7, loc="upper left")
+    # One legend for every provider of every panel (a panel shows only the providers of its op).
+    entries = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    labels = sorted(entries)
+    if spare:
+        spare[0].legend([entries[label] for label in labels], labels, fontsize=8, loc="center")
+    else:
+        axes.flat[0].legend([entries[label] for label in labels], labels, fontsize=7, loc="upper left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
