@@ -13,23 +13,25 @@ import math
 from fractions import Fraction
 
 
+def _power_series(exponent: float, degree: int) -> tuple[float, ...]:
+    """Taylor coefficients c_k of (1 - z)^exponent, k = 0..degree: c_k = binom(exponent, k) (-1)^k,
+    by the ratio of consecutive terms, c_k / c_(k-1) = (k - 1 - exponent) / k."""
+    coeffs = [1.0]
+    for k in range(1, degree + 1):
+        coeffs.append(coeffs[-1] * (k - 1 - exponent) / k)
+    return tuple(coeffs)
+
+
 @functools.lru_cache(maxsize=None)
 def sqrt_taylor(degree: int) -> tuple[float, ...]:
     """Taylor coefficients c_k of sqrt(1 - z) = sum_k c_k z^k, k = 0..degree."""
-    coeffs = [1.0]
-    for k in range(1, degree + 1):
-        # binom(1/2, k) (-1)^k, by the ratio of consecutive terms.
-        coeffs.append(coeffs[-1] * (k - 1.5) / k)
-    return tuple(coeffs)
+    return _power_series(0.5, degree)
 
 
 @functools.lru_cache(maxsize=None)
 def inv_sqrt_taylor(degree: int) -> tuple[float, ...]:
     """Taylor coefficients of (1 - z)^(-1/2) = sum_k binom(2k, k) / 4^k z^k."""
-    coeffs = [1.0]
-    for k in range(1, degree + 1):
-        coeffs.append(coeffs[-1] * (k - 0.5) / k)
-    return tuple(coeffs)
+    return _power_series(-0.5, degree)
 
 
 @functools.lru_cache(maxsize=None)
