@@ -22,6 +22,7 @@ import triton.language as tl
 
 from .launch import LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
 from .spaces import FUSED_MAX_N as MAX_N  # noqa: F401 (tests and callers read MAX_N here)
+from .spaces import TENSOR_CORE_BACKWARD, arch_name, tensor_core_archs
 from .spaces import fused_lyapunov_candidates as candidate_configs, fused_lyapunov_config as launch_config  # noqa: F401
 from .rounding import divide_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
@@ -255,7 +256,17 @@ def _lyapunov_backward_streamed_kernel(
     tl.store(out_ptr + offsets, grad, mask=mask)
 
 
+def _tensor_core_kernel():
+    from .fused_lyapunov_tc import _lyapunov_backward_tc_kernel  # imports this module: late
+
+    return _lyapunov_backward_tc_kernel
+
+
 _KERNELS = {"registers": _lyapunov_backward_kernel, "streamed": _lyapunov_backward_streamed_kernel}
+
+
+def _kernel(kind: str):
+    return _tensor_core_kernel() if kind == "tensor_cores" else _KERNELS[kind]
 
 
 def steps_tensor(steps, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -332,9 +343,11 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
         if config["kernel"] == "streamed":
             extra.append(torch.empty((batch, 6, block, block), dtype=compute_dtype, device=device))
             grid, shape = (batch,), {"CHUNK": config["CHUNK"]}
+        elif config["kernel"] == "tensor_cores":
+            grid, shape = (batch,), {}
         else:
             grid, shape = (triton.cdiv(batch, config["MATRICES"]),), {"MATRICES": config["MATRICES"]}
-        _KERNELS[config["kernel"]][grid](
+        _kernel(config["kernel"])[grid](
             *args, *extra, batch, n,
             HAS_GRAD_SQRT=grad_sqrt is not None,
             HAS_GRAD_INV=grad_inv is not None,
@@ -346,13 +359,13 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
             **LAUNCH_OPTIONS,
         )
 
-    candidates = candidate_configs(n, dtype_name, precision, interpreter=device.type != "cuda")
+    candidates = candidate_configs(n, dtype_name, precision, interpreter=device.type != "cuda", arch=arch_name(device))
     kernel_kind = candidates[0]["kernel"]
     variant = "-".join(name for name, on in (("grad_sqrt", grad_sqrt is not None), ("grad_inv", grad_inv is not None))
                        if on)
     key = tuning_key(candidates[0]["BLOCK"], dtype_name, precision, variant)
-    name = "fused.lyapunov_backward" + ("_streamed" if kernel_kind == "streamed" else "")
-    tuned_launch(name, _KERNELS[kernel_kind], key, candidates, run, device)
+    name = "fused.lyapunov_backward" + {"streamed": "_streamed", "tensor_cores": "_tensor_cores"}.get(kernel_kind, "")
+    tuned_launch(name, _kernel(kernel_kind), key, candidates, run, device)
     return out
 
 
@@ -381,17 +394,22 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
             kernel_signature["scratch_ptr"] = f"*{element}"
             constexprs["CHUNK"] = config["CHUNK"]
             shape = f"BLOCK={config['BLOCK']},CHUNK={config['CHUNK']}"
+        elif config["kernel"] == "tensor_cores":
+            shape = f"BLOCK={config['BLOCK']}"
         else:
             constexprs["MATRICES"] = config["MATRICES"]
             shape = f"BLOCK={config['BLOCK']},MATRICES={config['MATRICES']}"
         kernel_signature.update({"batch": "i32", "n": "i32"})
         kernel_signature.update({name: "constexpr" for name in constexprs})
-        specs.append({
+        spec = {
             "name": f"lyapunov_backward_{config['kernel']}[{shape},warps={config['num_warps']},{precision}]",
-            "fn": _KERNELS[config["kernel"]],
+            "fn": _kernel(config["kernel"]),
             "signature": kernel_signature,
             "constexprs": constexprs,
             "num_warps": config["num_warps"],
             "num_stages": config["num_stages"],
-        })
+        }
+        if config["kernel"] == "tensor_cores":  # compiled for the archs it is offered on
+            spec["archs"] = tensor_core_archs(TENSOR_CORE_BACKWARD, n, dtype_name, precision)
+        specs.append(spec)
     return specs

@@ -33,7 +33,7 @@ import triton.language as tl
 
 from .launch import LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
 from .spaces import FUSED_MAX_N as MAX_N  # noqa: F401 (tests and callers read MAX_N here)
-from .spaces import fused_roots_candidates as candidate_configs, fused_roots_config as launch_config  # noqa: F401
+from .spaces import arch_name, fused_roots_candidates as candidate_configs, fused_roots_config as launch_config  # noqa: F401
 from .rounding import divide_rn, eps_halves, eps_value, exponent_power, reciprocal_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
@@ -526,6 +526,19 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
     kernel = _polynomial_roots_kernel if family == "polynomial" else _newton_schulz_roots_kernel
 
     def run(config):  # repeatable: reads only A and the table, writes only outputs and scratch
+        if config.get("KERNEL") == "tensor_cores":
+            from .fused_roots_tc import _newton_schulz_tc_kernel
+
+            _newton_schulz_tc_kernel[(batch,)](
+                a, *a.stride(), table, table_length,
+                sqrt_out if want_sqrt else unused, inv_out if want_inv else unused,
+                saved_sqrt if save_sqrt else unused, saved_inv if save_inv else unused, norm,
+                eps_hi, eps_lo, batch, n,
+                STORE_SQRT=want_sqrt, SAVE_SQRT=save_sqrt, STORE_INV=want_inv, SAVE_INV=save_inv,
+                BLOCK=config["BLOCK"], PRECISION=precision,
+                num_warps=config["num_warps"], num_stages=config["num_stages"], **flags, **LAUNCH_OPTIONS,
+            )
+            return
         programs = triton.cdiv(batch, config["MATRICES"])
         block, slots = config["BLOCK"], config["SCRATCH_SLOTS"]
         scratch = unused
@@ -547,7 +560,8 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
     # The flags that change the kernel's work are part of the tuning key.
     variant = "-".join([family] + [f"{k.lower()}={int(v)}" for k, v in sorted(flags.items())]
                        + [name for name, on in (("sqrt", want_sqrt), ("inv", want_inv), ("saved", need_backward)) if on])
-    candidates = candidate_configs(n, dtype_name, family, precision, interpreter=a.device.type != "cuda")
+    candidates = candidate_configs(n, dtype_name, family, precision, interpreter=a.device.type != "cuda",
+                                   arch=arch_name(a.device))
     key = tuning_key(candidates[0]["BLOCK"], dtype_name, precision, variant)
     tuned_launch(f"fused.{family}_roots", kernel, key, candidates, run, a.device)
     return ForwardOutputs(sqrt_out, inv_out, saved_sqrt, saved_inv, norm)
@@ -620,6 +634,9 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     for method, (family, fn, method_flags) in methods.items():
         for precision, config in [(precision, config) for precision in (("ieee",) if dtype_name == "float64" else PRECISIONS)
                                   for config in candidate_configs(n, dtype_name, family, precision)]:
+            if config.get("KERNEL") == "tensor_cores":
+                specs.append(_tensor_core_spec(n, dtype_name, config, precision, io_element, element))
+                continue
             constexprs = dict(method_flags, STORE_SQRT=True, SAVE_SQRT=separate, STORE_INV=True, SAVE_INV=separate,
                               BLOCK=config["BLOCK"], MATRICES=config["MATRICES"], STREAM=config["STREAM"],
                               CHUNK=config["CHUNK"], SCRATCH_SLOTS=config["SCRATCH_SLOTS"], PRECISION=precision)
@@ -640,3 +657,26 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                 "num_warps": config["num_warps"], "num_stages": config["num_stages"],
             })
     return specs
+
+
+def _tensor_core_spec(n: int, dtype_name: str, config: dict, precision: str, io_element: str, element: str) -> dict:
+    """The compile spec of the tensor-core Newton–Schulz kernel (kernels/fused_roots_tc.py),
+    compiled only for the archs it is offered on (`spaces.TENSOR_CORE_FORWARD`)."""
+    from .fused_roots_tc import _newton_schulz_tc_kernel
+    from .spaces import TENSOR_CORE_FORWARD, tensor_core_archs
+
+    constexprs = dict(STORE_SQRT=True, SAVE_SQRT=True, STORE_INV=True, SAVE_INV=True, BLOCK=config["BLOCK"],
+                      PRECISION=precision, TRACE_NORM=False)
+    pointers = {"a_ptr": io_element, "sqrt_ptr": io_element, "inv_ptr": io_element}
+    signature = {}
+    for name in _newton_schulz_tc_kernel.arg_names:
+        if name in constexprs:
+            signature[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            signature[name] = "*" + pointers.get(name, element)
+        else:
+            signature[name] = "fp32" if name.startswith("eps") else "i32"
+    return {"name": f"roots_forward[ns,tensor_cores,BLOCK={config['BLOCK']},warps={config['num_warps']},{precision}]",
+            "fn": _newton_schulz_tc_kernel, "signature": signature, "constexprs": constexprs,
+            "num_warps": config["num_warps"], "num_stages": config["num_stages"],
+            "archs": tensor_core_archs(TENSOR_CORE_FORWARD, n, dtype_name, precision)}

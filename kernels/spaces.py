@@ -159,16 +159,58 @@ FUSED_ROOTS_ALTERNATIVES = {
 }
 
 
+# The tensor-core Newton–Schulz forward and Lyapunov backward (kernels/fused_roots_tc.py,
+# kernels/fused_lyapunov_tc.py): one matrix per program at 4 warps, for the tensor-core precisions
+# in float32. Spill-free (Triton 3.9, ptxas -v) where listed, as (BLOCK, archs): at BLOCK 64 the
+# forward needs 254 registers on sm_90 and spills 32 bytes on sm_80 (mma.sync holds more), the
+# backward spills 152 bytes on sm_90 (hoisted wgmma descriptors), so neither is offered there.
+TENSOR_CORE_PRECISIONS = ("tf32x3", "tf32")
+TENSOR_CORE_FORWARD = {64: ("sm_90",)}
+TENSOR_CORE_BACKWARD = {32: ("sm_80", "sm_90")}
+
+
+def tensor_core_archs(table: dict, n: int, dtype_name: str, precision: str) -> tuple:
+    """The archs a tensor-core kernel of `table` serves at size n ((), none)."""
+    if dtype_name != "float32" or precision not in TENSOR_CORE_PRECISIONS or not 16 < n <= FUSED_MAX_N:
+        return ()
+    return table.get(triton.next_power_of_2(n), ())
+
+
+def arch_name(device: torch.device) -> str | None:
+    """The compile-report arch whose code a CUDA device runs: "sm_80" for compute capability 8.x
+    (mma.sync), "sm_90" for 9.x (wgmma), "other" for the rest (no tensor-core kernel is offered:
+    none was compiled for it); None off CUDA (the interpreter runs every kernel)."""
+    if device.type != "cuda":
+        return None
+    major, _ = _capability(device.index if device.index is not None else torch.cuda.current_device())
+    return {8: "sm_80", 9: "sm_90"}.get(major, "other")
+
+
+@functools.lru_cache(maxsize=None)
+def _capability(index: int) -> tuple:
+    return torch.cuda.get_device_capability(index)
+
+
+def _offers_tensor_cores(table: dict, n: int, dtype_name: str, precision: str, arch: str | None) -> bool:
+    archs = tensor_core_archs(table, n, dtype_name, precision)
+    return bool(archs) and (arch is None or arch in archs)
+
+
 def fused_roots_candidates(n: int, dtype_name: str, kernel: str, precision: str = "ieee",
-                           interpreter: bool = False) -> list[dict]:
-    """The configs the tuner chooses among at size n, `fused_roots_config`'s first.
+                           interpreter: bool = False, arch: str | None = None) -> list[dict]:
+    """The configs the tuner chooses among at size n, `fused_roots_config`'s first; for
+    Newton–Schulz at a tensor-core precision the tensor-core kernel comes first where it fits
+    `arch` (None: any), the model's choice (docs/fused-kernels.md), the other kernels after it.
 
     The interpreter takes the default only: it times nothing that a GPU would choose by.
     """
     default = fused_roots_config(n, dtype_name, kernel, precision)
-    if interpreter:
-        return [default]
     candidates = [default]
+    if kernel == "newton_schulz" and _offers_tensor_cores(TENSOR_CORE_FORWARD, n, dtype_name, precision, arch):
+        candidates.insert(0, {"KERNEL": "tensor_cores", "BLOCK": default["BLOCK"], "MATRICES": 1, "STREAM": False,
+                              "CHUNK": 16, "SCRATCH_SLOTS": 0, "num_warps": 4, "num_stages": 1})
+    if interpreter:
+        return candidates[:1]
     for matrices, warps in FUSED_ROOTS_ALTERNATIVES.get((default["BLOCK"], dtype_name, kernel), ()):
         config = dict(default, MATRICES=matrices, num_warps=warps)
         if config not in candidates:
@@ -216,13 +258,17 @@ FUSED_LYAPUNOV_ALTERNATIVES = {
 }
 
 
-def fused_lyapunov_candidates(n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False) -> list[dict]:
-    """The configs the tuner chooses among at size n, `fused_lyapunov_config`'s first (the
-    interpreter takes the default only)."""
+def fused_lyapunov_candidates(n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False,
+                              arch: str | None = None) -> list[dict]:
+    """The configs the tuner chooses among at size n, `fused_lyapunov_config`'s first, after the
+    tensor-core kernel where it serves (as `fused_roots_candidates`; the interpreter takes the
+    first only)."""
     default = fused_lyapunov_config(n, dtype_name, precision)
-    if interpreter:
-        return [default]
     candidates = [default]
+    if _offers_tensor_cores(TENSOR_CORE_BACKWARD, n, dtype_name, precision, arch):
+        candidates.insert(0, {"kernel": "tensor_cores", "BLOCK": default["BLOCK"], "num_warps": 4, "num_stages": 1})
+    if interpreter:
+        return candidates[:1]
     for other in FUSED_LYAPUNOV_ALTERNATIVES.get((default["BLOCK"], dtype_name, default["kernel"]), ()):
         if default["kernel"] == "streamed":
             config = dict(default, num_warps=other)
