@@ -9,7 +9,8 @@ The launch sequence is the one of the library's launchers:
 - n > 64 (tiled, `tritonsqrt/paths/tiled_path.py`): forward `prepare_forward`, the first
   Newton–Schulz step, then per further step a full product and a step; backward
   `prepare_backward`, for the inverse root two products, then per step `lyapunov_products` and
-  `lyapunov_update`; product kernels over cdiv(n, BLOCK)^2 x B programs. The config is the
+  `lyapunov_update`; product kernels over cdiv(n, BLOCK)^2 x B programs, those with a symmetric
+  result over the tiles on and above the diagonal (the rest return at once). The config is the
   first of the autotune space (a cold tuning cache), not tuned.
 
 Floor (perf/floor.py) with the GPU's published rates: bytes over memory
@@ -27,6 +28,7 @@ from .hardware import Gpu
 
 FUSED_LIMIT = 64  # tritonsqrt.paths.routing.max_kernel_n()
 ELEMENTWISE_BLOCK = 32  # kernels/tiled.py
+UPPER_TILES = -2  # `_launch_plan`'s programs of a tiled kernel with a symmetric result
 
 
 def _plan(n: int):
@@ -72,14 +74,18 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool) -> list[tuple[str,
     if n <= FUSED_LIMIT:
         launches = [("roots_forward[ns,", -1, forward_steps)]
         return launches + ([("lyapunov_backward", batch, backward_steps)] if backward else [])
+    # 0: a program per tile; UPPER_TILES: the kernel works on the tiles on and above the diagonal
+    # only (the others return at once), so those are the programs timed.
     bands = math.ceil(n / ELEMENTWISE_BLOCK)
-    launches = [("tiled.prepare_forward_kernel[", bands * batch, 1), ("tiled.newton_schulz_step[FIRST=1", 0, 1)]
-    launches += [("tiled.product[SYMMETRIC=0", 0, 1), ("tiled.newton_schulz_step[FIRST=0", 0, 1)] * (forward_steps - 1)
+    launches = [("tiled.prepare_forward_kernel[", bands * batch, 1),
+                ("tiled.newton_schulz_step[FIRST=1", UPPER_TILES, 1)]
+    launches += [("tiled.product[SYMMETRIC=0", 0, 1),
+                 ("tiled.newton_schulz_step[FIRST=0", UPPER_TILES, 1)] * (forward_steps - 1)
     if backward:
         launches.append(("tiled.prepare_backward_kernel[", bands * bands * batch, 1))
         if op == "inv_sqrtm":
-            launches += [("tiled.product[SYMMETRIC=0", 0, 1), ("tiled.product[SYMMETRIC=1", 0, 1)]
-        launches += [("tiled.lyapunov_products[", 0, 1), ("tiled.lyapunov_update[", 0, 1)] * backward_steps
+            launches += [("tiled.product[SYMMETRIC=0", 0, 1), ("tiled.product[SYMMETRIC=1", UPPER_TILES, 1)]
+        launches += [("tiled.lyapunov_products[", 0, 1), ("tiled.lyapunov_update[", UPPER_TILES, 1)] * backward_steps
     return launches
 
 
@@ -88,6 +94,9 @@ def _programs(row: dict, programs: int, n: int, batch: int) -> int:
         return math.ceil(batch / row["constexprs"].get("MATRICES", 1))
     if programs == 0:  # a product kernel: one program per output tile
         return math.ceil(n / row["constexprs"]["BLOCK"]) ** 2 * batch
+    if programs == UPPER_TILES:  # a symmetric result: the tiles on and above the diagonal
+        tiles = math.ceil(n / row["constexprs"]["BLOCK"])
+        return tiles * (tiles + 1) // 2 * batch
     return programs
 
 

@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .launch import LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
+from .launch import LAUNCH_OPTIONS, STREAMED_BACKWARD_LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
 from .spaces import FUSED_MAX_N as MAX_N  # noqa: F401 (tests and callers read MAX_N here)
 from .spaces import TENSOR_CORE_BACKWARD, arch_name, tensor_core_archs
 from .spaces import fused_lyapunov_candidates as candidate_configs, fused_lyapunov_config as launch_config  # noqa: F401
@@ -256,17 +256,16 @@ def _lyapunov_backward_streamed_kernel(
     tl.store(out_ptr + offsets, grad, mask=mask)
 
 
-def _tensor_core_kernel():
-    from .fused_lyapunov_tc import _lyapunov_backward_tc_kernel  # imports this module: late
-
-    return _lyapunov_backward_tc_kernel
-
-
 _KERNELS = {"registers": _lyapunov_backward_kernel, "streamed": _lyapunov_backward_streamed_kernel}
 
 
 def _kernel(kind: str):
-    return _tensor_core_kernel() if kind == "tensor_cores" else _KERNELS[kind]
+    if kind.startswith("tensor_cores"):
+        from . import fused_lyapunov_tc  # imports this module: late
+
+        return (fused_lyapunov_tc._lyapunov_backward_tc_streamed_kernel if kind == "tensor_cores_streamed"
+                else fused_lyapunov_tc._lyapunov_backward_tc_kernel)
+    return _KERNELS[kind]
 
 
 def steps_tensor(steps, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -345,6 +344,10 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
             grid, shape = (batch,), {"CHUNK": config["CHUNK"]}
         elif config["kernel"] == "tensor_cores":
             grid, shape = (batch,), {}
+        elif config["kernel"] == "tensor_cores_streamed":
+            parts = 2 if precision == "tf32x3" else 1
+            extra.append(torch.empty((batch, 4, parts, block, block), dtype=compute_dtype, device=device))
+            grid, shape = (batch,), {"CHUNK": config["CHUNK"]}
         else:
             grid, shape = (triton.cdiv(batch, config["MATRICES"]),), {"MATRICES": config["MATRICES"]}
         _kernel(config["kernel"])[grid](
@@ -356,7 +359,7 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
             num_warps=config["num_warps"],
             num_stages=config["num_stages"],
             **shape,
-            **LAUNCH_OPTIONS,
+            **(STREAMED_BACKWARD_LAUNCH_OPTIONS if config["kernel"] == "streamed" else LAUNCH_OPTIONS),
         )
 
     candidates = candidate_configs(n, dtype_name, precision, interpreter=device.type != "cuda", arch=arch_name(device))
@@ -364,7 +367,7 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
     variant = "-".join(name for name, on in (("grad_sqrt", grad_sqrt is not None), ("grad_inv", grad_inv is not None))
                        if on)
     key = tuning_key(candidates[0]["BLOCK"], dtype_name, precision, variant)
-    name = "fused.lyapunov_backward" + {"streamed": "_streamed", "tensor_cores": "_tensor_cores"}.get(kernel_kind, "")
+    name = "fused.lyapunov_backward" + ("" if kernel_kind == "registers" else "_" + kernel_kind)
     tuned_launch(name, _kernel(kernel_kind), key, candidates, run, device)
     return out
 
@@ -390,7 +393,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                               for config in candidate_configs(n, dtype_name, precision)]:
         constexprs = {"HAS_GRAD_SQRT": True, "HAS_GRAD_INV": True, "BLOCK": config["BLOCK"], "PRECISION": precision}
         kernel_signature = dict(signature)
-        if config["kernel"] == "streamed":
+        if config["kernel"] in ("streamed", "tensor_cores_streamed"):
             kernel_signature["scratch_ptr"] = f"*{element}"
             constexprs["CHUNK"] = config["CHUNK"]
             shape = f"BLOCK={config['BLOCK']},CHUNK={config['CHUNK']}"
@@ -409,7 +412,9 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
             "num_warps": config["num_warps"],
             "num_stages": config["num_stages"],
         }
-        if config["kernel"] == "tensor_cores":  # compiled for the archs it is offered on
+        if config["kernel"] == "streamed":
+            spec["options"] = STREAMED_BACKWARD_LAUNCH_OPTIONS
+        if config["kernel"].startswith("tensor_cores"):  # compiled for the archs it is offered on
             spec["archs"] = tensor_core_archs(TENSOR_CORE_BACKWARD, n, dtype_name, precision)
         specs.append(spec)
     return specs

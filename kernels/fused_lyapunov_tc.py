@@ -1,8 +1,15 @@
-"""The Lyapunov backward (`_lyapunov_backward_kernel` of `kernels/fused_lyapunov.py`, which
-stays as a tuning candidate) built for the tensor cores: one matrix per program, 4 warps,
-whole iterates in registers, tf32x3 operands split where each product uses them
-(`kernels/tf32_split.py`), the products of a step ordered so that C dies before B C B is
-formed and at most three iterates are live besides the product's operands."""
+"""The Lyapunov backward (`kernels/fused_lyapunov.py`, whose kernels stay as tuning candidates)
+built for the tensor cores: one matrix per program, 4 warps (one warpgroup), tf32x3 operands
+split into their TF32 parts once (`kernels/tf32_split.py`). Two forms:
+
+- `_lyapunov_backward_tc_kernel` (BLOCK 32): whole iterates in registers, each product's
+  operands split where it uses them, the products of a step ordered so that C dies after its
+  one product (B^2 C is formed as B (B C)) and each product accumulates onto its sum in place;
+- `_lyapunov_backward_tc_streamed_kernel` (BLOCK 64, where the register form spills 150-600
+  bytes on sm_90 however the step is ordered): B, C, B C and B^2 live in a per-program scratch
+  as split pairs, written once a step; every product streams K panels of them into shared
+  memory (cp.async, pipelined), so only B, C and one accumulator occupy registers.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ import triton.language as tl
 
 from .fused_lyapunov import _load_per_matrix, _root_scale
 from .rounding import divide_rn, symmetrize
-from .tf32_split import split_dot, split_dot_into, split_if
+from .tf32_split import split_dot, split_dot_into, split_if, store_operand, streamed_product
 
 
 @triton.jit
@@ -90,6 +97,91 @@ def _lyapunov_backward_tc_kernel(
         c_mat = symmetrize(_product_into((-b) * b_c, b_mat, c_mat, opaque_zero, PRECISION))
         b_sq = _product(b_mat, b_mat, opaque_zero, PRECISION)
         b_mat = symmetrize(_product_into(b * b_mat, b_sq, a * b_mat, opaque_zero, PRECISION))
+
+    grad = symmetrize(0.5 * c_mat)
+    lanes = tl.arange(0, BLOCK) + (num_steps < 0).to(tl.int32)  # fresh indices (see fused_roots_tc)
+    rows = lanes[:, None]
+    cols = lanes[None, :]
+    tl.store(out_ptr + program * n * n + rows * n + cols, grad, mask=(rows < n) & (cols < n))
+
+
+@triton.jit
+def _lyapunov_backward_tc_streamed_kernel(
+    sqrt_ptr, sqrt_batch_stride, sqrt_row_stride, sqrt_col_stride,
+    norm_ptr, norm_batch_stride,
+    inv_ptr, inv_batch_stride, inv_row_stride, inv_col_stride,
+    grad_sqrt_ptr, grad_sqrt_batch_stride, grad_sqrt_row_stride, grad_sqrt_col_stride,
+    grad_inv_ptr, grad_inv_batch_stride, grad_inv_row_stride, grad_inv_col_stride,
+    steps_ptr, num_steps,
+    out_ptr,
+    scratch_ptr,
+    batch, n,
+    HAS_GRAD_SQRT: tl.constexpr,
+    HAS_GRAD_INV: tl.constexpr,
+    BLOCK: tl.constexpr,
+    CHUNK: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """As `_lyapunov_backward_tc_kernel`, plus scratch_ptr: [batch, 4, PARTS, BLOCK, BLOCK] float32
+    (PARTS = 2 for tf32x3, else 1), written before read; CHUNK: the K panel of the products."""
+    compute_dtype = sqrt_ptr.dtype.element_ty
+    program = tl.program_id(0).to(tl.int64)
+    lanes = tl.arange(0, BLOCK)
+    rows = lanes[:, None]
+    cols = lanes[None, :]
+    tile = rows * BLOCK + cols
+    parts: tl.constexpr = 2 if PRECISION == "tf32x3" else 1
+    pair: tl.constexpr = parts * BLOCK * BLOCK
+    k_end = tl.cdiv(n, CHUNK) * CHUNK  # n = 48: 48-deep products with CHUNK 16
+
+    rhs = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
+    if HAS_GRAD_SQRT:
+        rhs = symmetrize(_load_matrix(grad_sqrt_ptr, program, grad_sqrt_batch_stride, grad_sqrt_row_stride,
+                                      grad_sqrt_col_stride, rows, cols, n).to(compute_dtype))
+    if HAS_GRAD_INV:  # - Y sym(dL/dY) Y through the scratch: Y and G in slots 0 and 1, Y G in 2
+        y_slot = scratch_ptr + program * 4 * pair
+        g_slot = y_slot + pair
+        yg_slot = g_slot + pair
+        store_operand(y_slot, _load_matrix(inv_ptr, program, inv_batch_stride, inv_row_stride, inv_col_stride, rows,
+                                           cols, n).to(compute_dtype), tile, BLOCK, PRECISION)
+        store_operand(g_slot, symmetrize(_load_matrix(grad_inv_ptr, program, grad_inv_batch_stride,
+                                                      grad_inv_row_stride, grad_inv_col_stride, rows, cols,
+                                                      n).to(compute_dtype)), tile, BLOCK, PRECISION)
+        tl.debug_barrier()
+        store_operand(yg_slot, streamed_product(y_slot, g_slot, k_end, BLOCK, CHUNK, PRECISION), tile, BLOCK,
+                      PRECISION)
+        tl.debug_barrier()
+        rhs = rhs - streamed_product(yg_slot, y_slot, k_end, BLOCK, CHUNK, PRECISION)
+
+    norm = _load_per_matrix(norm_ptr, program, batch, norm_batch_stride, 1).to(compute_dtype)
+    scale = _root_scale(norm)
+    b_mat = divide_rn(_load_matrix(sqrt_ptr, program, sqrt_batch_stride, sqrt_row_stride, sqrt_col_stride, rows,
+                                   cols, n).to(compute_dtype), scale)
+    c_mat = divide_rn(rhs, scale)
+
+    for step in range(num_steps):
+        a = tl.load(steps_ptr + 2 * step)
+        b = tl.load(steps_ptr + 2 * step + 1)
+        # Slots B, C, X = B C, B^2, addressed anew each step from an opaque 0 (a multiple of 16,
+        # so the alignment stays known): hoisted, each slot's addresses would be a 64-bit pointer
+        # per element live through the loop.
+        b_slot = scratch_ptr + program * 4 * pair + (step // num_steps) * 16
+        c_slot = b_slot + pair
+        x_slot = c_slot + pair
+        sq_slot = x_slot + pair
+        tl.debug_barrier()  # every warp is done reading the previous step's slots
+        store_operand(b_slot, b_mat, tile, BLOCK, PRECISION)
+        store_operand(c_slot, c_mat, tile, BLOCK, PRECISION)
+        tl.debug_barrier()
+        store_operand(x_slot, streamed_product(b_slot, c_slot, k_end, BLOCK, CHUNK, PRECISION), tile, BLOCK,
+                      PRECISION)
+        store_operand(sq_slot, streamed_product(b_slot, b_slot, k_end, BLOCK, CHUNK, PRECISION), tile, BLOCK,
+                      PRECISION)
+        tl.debug_barrier()
+        # C <- sym(a C + 2b B (B C) - b (B C) B), B <- sym(a B + b B B^2)
+        c_mat = a * c_mat + (2 * b) * streamed_product(b_slot, x_slot, k_end, BLOCK, CHUNK, PRECISION)
+        c_mat = symmetrize(c_mat - b * streamed_product(x_slot, b_slot, k_end, BLOCK, CHUNK, PRECISION))
+        b_mat = symmetrize(a * b_mat + b * streamed_product(b_slot, sq_slot, k_end, BLOCK, CHUNK, PRECISION))
 
     grad = symmetrize(0.5 * c_mat)
     lanes = tl.arange(0, BLOCK) + (num_steps < 0).to(tl.int32)  # fresh indices (see fused_roots_tc)

@@ -33,7 +33,7 @@ import triton.language as tl
 
 from .launch import LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
 from .spaces import FUSED_MAX_N as MAX_N  # noqa: F401 (tests and callers read MAX_N here)
-from .spaces import arch_name, fused_roots_candidates as candidate_configs, fused_roots_config as launch_config  # noqa: F401
+from .spaces import PRE_TENSOR_CORE_FORWARD_ARCHS, arch_name, fused_roots_candidates as candidate_configs, fused_roots_config as launch_config  # noqa: F401
 from .rounding import divide_rn, eps_halves, eps_value, exponent_power, reciprocal_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
 
@@ -526,16 +526,24 @@ def _launch(family, a, table, table_length, want_sqrt, want_inv, need_backward, 
     kernel = _polynomial_roots_kernel if family == "polynomial" else _newton_schulz_roots_kernel
 
     def run(config):  # repeatable: reads only A and the table, writes only outputs and scratch
-        if config.get("KERNEL") == "tensor_cores":
-            from .fused_roots_tc import _newton_schulz_tc_kernel
+        if config.get("KERNEL", "").startswith("tensor_cores"):
+            from . import fused_roots_tc
 
-            _newton_schulz_tc_kernel[(batch,)](
+            streamed, block = config["KERNEL"] == "tensor_cores_streamed", config["BLOCK"]
+            extra, shape = [], {}
+            if streamed:  # Y, Z, T as split pairs: 3 x (2 or 1) BLOCK x BLOCK float32 a matrix
+                parts = 2 if precision == "tf32x3" else 1
+                extra.append(torch.empty((batch, 3, parts, block, block), dtype=compute, device=a.device))
+                shape["CHUNK"] = config["CHUNK"]
+            tc_kernel = fused_roots_tc._newton_schulz_tc_streamed_kernel if streamed else \
+                fused_roots_tc._newton_schulz_tc_kernel
+            tc_kernel[(batch,)](
                 a, *a.stride(), table, table_length,
                 sqrt_out if want_sqrt else unused, inv_out if want_inv else unused,
-                saved_sqrt if save_sqrt else unused, saved_inv if save_inv else unused, norm,
+                saved_sqrt if save_sqrt else unused, saved_inv if save_inv else unused, norm, *extra,
                 eps_hi, eps_lo, batch, n,
                 STORE_SQRT=want_sqrt, SAVE_SQRT=save_sqrt, STORE_INV=want_inv, SAVE_INV=save_inv,
-                BLOCK=config["BLOCK"], PRECISION=precision,
+                BLOCK=block, PRECISION=precision, **shape,
                 num_warps=config["num_warps"], num_stages=config["num_stages"], **flags, **LAUNCH_OPTIONS,
             )
             return
@@ -634,9 +642,10 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     for method, (family, fn, method_flags) in methods.items():
         for precision, config in [(precision, config) for precision in (("ieee",) if dtype_name == "float64" else PRECISIONS)
                                   for config in candidate_configs(n, dtype_name, family, precision)]:
-            if config.get("KERNEL") == "tensor_cores":
+            if config.get("KERNEL", "").startswith("tensor_cores"):
                 specs.append(_tensor_core_spec(n, dtype_name, config, precision, io_element, element))
                 continue
+            old_archs = PRE_TENSOR_CORE_FORWARD_ARCHS.get((config["BLOCK"], dtype_name, family, precision))
             constexprs = dict(method_flags, STORE_SQRT=True, SAVE_SQRT=separate, STORE_INV=True, SAVE_INV=separate,
                               BLOCK=config["BLOCK"], MATRICES=config["MATRICES"], STREAM=config["STREAM"],
                               CHUNK=config["CHUNK"], SCRATCH_SLOTS=config["SCRATCH_SLOTS"], PRECISION=precision)
@@ -655,6 +664,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                 "name": f"roots_forward[{method},{layout},{precision}]",
                 "fn": fn, "signature": signature, "constexprs": constexprs,
                 "num_warps": config["num_warps"], "num_stages": config["num_stages"],
+                **({"archs": old_archs} if old_archs else {}),
             })
     return specs
 
@@ -662,21 +672,25 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
 def _tensor_core_spec(n: int, dtype_name: str, config: dict, precision: str, io_element: str, element: str) -> dict:
     """The compile spec of the tensor-core Newton–Schulz kernel (kernels/fused_roots_tc.py),
     compiled only for the archs it is offered on (`spaces.TENSOR_CORE_FORWARD`)."""
-    from .fused_roots_tc import _newton_schulz_tc_kernel
-    from .spaces import TENSOR_CORE_FORWARD, tensor_core_archs
+    from . import fused_roots_tc
+    from .spaces import TENSOR_CORE_FORWARD, TENSOR_CORE_FORWARD_STREAMED, tensor_core_archs
 
+    streamed = config["KERNEL"] == "tensor_cores_streamed"
+    kernel = fused_roots_tc._newton_schulz_tc_streamed_kernel if streamed else fused_roots_tc._newton_schulz_tc_kernel
     constexprs = dict(STORE_SQRT=True, SAVE_SQRT=True, STORE_INV=True, SAVE_INV=True, BLOCK=config["BLOCK"],
-                      PRECISION=precision, TRACE_NORM=False)
+                      PRECISION=precision, TRACE_NORM=False, **({"CHUNK": config["CHUNK"]} if streamed else {}))
     pointers = {"a_ptr": io_element, "sqrt_ptr": io_element, "inv_ptr": io_element}
     signature = {}
-    for name in _newton_schulz_tc_kernel.arg_names:
+    for name in kernel.arg_names:
         if name in constexprs:
             signature[name] = "constexpr"
         elif name.endswith("_ptr"):
             signature[name] = "*" + pointers.get(name, element)
         else:
             signature[name] = "fp32" if name.startswith("eps") else "i32"
-    return {"name": f"roots_forward[ns,tensor_cores,BLOCK={config['BLOCK']},warps={config['num_warps']},{precision}]",
-            "fn": _newton_schulz_tc_kernel, "signature": signature, "constexprs": constexprs,
+    layout = f"BLOCK={config['BLOCK']}" + (f",CHUNK={config['CHUNK']}" if streamed else "")
+    return {"name": f"roots_forward[ns,{config['KERNEL']},{layout},warps={config['num_warps']},{precision}]",
+            "fn": kernel, "signature": signature, "constexprs": constexprs,
             "num_warps": config["num_warps"], "num_stages": config["num_stages"],
-            "archs": tensor_core_archs(TENSOR_CORE_FORWARD, n, dtype_name, precision)}
+            "archs": tensor_core_archs(TENSOR_CORE_FORWARD_STREAMED if streamed else TENSOR_CORE_FORWARD, n,
+                                       dtype_name, precision)}

@@ -32,6 +32,10 @@ FUSED_PRODUCTS_PER_STEP = {"roots_forward[ns": 3, "roots_forward[mtp": 1, "roots
                            "lyapunov_backward": 5}
 
 
+# Fused kernels whose K-chunk loops run to n rounded up to CHUNK rather than to BLOCK.
+K_BOUNDED_PREFIXES = ("lyapunov_backward_tensor_cores_streamed", "roots_forward[ns,tensor_cores_streamed")
+
+
 def sass_summary(sass_text: str) -> dict:
     """The loop tree of a kernel's SASS with each loop's own instruction mix (JSON-able)."""
     instructions = sass.parse(sass_text)
@@ -85,7 +89,10 @@ def program_mix(row: dict, n: int, steps: int) -> tuple[collections.Counter, col
             for key, count in _weighted(loop, trips).items():
                 total[key] += count * trips
         return total, collections.Counter({k: v * trips for k, v in _weighted(hot, trips).items()})
-    chunk_trips = max(1, constexprs.get("BLOCK", 1) // constexprs.get("CHUNK", constexprs.get("BLOCK", 1)))
+    chunk = constexprs.get("CHUNK", constexprs.get("BLOCK", 1))
+    chunk_trips = max(1, constexprs.get("BLOCK", 1) // chunk)
+    if row["kernel"].startswith(K_BOUNDED_PREFIXES):  # their K loops stop at n, not BLOCK
+        chunk_trips = max(1, math.ceil(n / chunk))
     for loop in loops:
         weighted = _weighted(loop, chunk_trips)
         for key, count in weighted.items():

@@ -48,7 +48,7 @@ INTERPRETER_SPACE = ((64, 64, 2, 1, 1), (64, 32, 1, 1, 1))
 # (shared memory is counted as if the loops' buffers were not reused).
 PRODUCT_LOOPS = {
     "power_step": 1,
-    "newton_schulz_step": 2,
+    "newton_schulz_step": 4,  # Y M and M Z, each with its mirror tile
     "product": 1,
     "lyapunov_products": 2,
     "lyapunov_update": 4,
@@ -162,11 +162,19 @@ FUSED_ROOTS_ALTERNATIVES = {
 # The tensor-core Newton–Schulz forward and Lyapunov backward (kernels/fused_roots_tc.py,
 # kernels/fused_lyapunov_tc.py): one matrix per program at 4 warps, for the tensor-core precisions
 # in float32. Spill-free (Triton 3.9, ptxas -v) where listed, as (BLOCK, archs): at BLOCK 64 the
-# forward needs 254 registers on sm_90 and spills 32 bytes on sm_80 (mma.sync holds more), the
-# backward spills 152 bytes on sm_90 (hoisted wgmma descriptors), so neither is offered there.
+# forward needs 254 registers on sm_90 and spills 32 bytes on sm_80 (mma.sync holds more), so it
+# is offered on sm_90 only; the backward there keeps its iterates in a scratch (in registers it
+# spills 150-600 bytes). The streamed forms take K panels of 16, which bound K by n (n = 48: 48-deep
+# products); panels of 32 are 5% faster modeled at n = 64 on sm_90 but spill 12-32 bytes on sm_80.
 TENSOR_CORE_PRECISIONS = ("tf32x3", "tf32")
 TENSOR_CORE_FORWARD = {64: ("sm_90",)}
-TENSOR_CORE_BACKWARD = {32: ("sm_80", "sm_90")}
+TENSOR_CORE_FORWARD_STREAMED = {64: ("sm_80", "sm_90")}
+# The pre-tensor-core streamed Newton–Schulz forward at a tensor-core precision, compiled with the
+# aligned pointers a launch gets: ptxas holds it to 64 registers at 16 warps on sm_80 and it spills
+# 4-12 bytes (tf32x3 spills at 4, 8 and 16 warps, 128 or 255 registers): sm_90 only.
+PRE_TENSOR_CORE_FORWARD_ARCHS = {(64, "float32", "newton_schulz", "tf32x3"): ("sm_90",),
+                                 (64, "float32", "newton_schulz", "tf32"): ("sm_90",)}
+TENSOR_CORE_BACKWARD = {32: ("sm_80", "sm_90"), 64: ("sm_80", "sm_90")}
 
 
 def tensor_core_archs(table: dict, n: int, dtype_name: str, precision: str) -> tuple:
@@ -205,16 +213,26 @@ def fused_roots_candidates(n: int, dtype_name: str, kernel: str, precision: str 
     The interpreter takes the default only: it times nothing that a GPU would choose by.
     """
     default = fused_roots_config(n, dtype_name, kernel, precision)
-    candidates = [default]
-    if kernel == "newton_schulz" and _offers_tensor_cores(TENSOR_CORE_FORWARD, n, dtype_name, precision, arch):
-        candidates.insert(0, {"KERNEL": "tensor_cores", "BLOCK": default["BLOCK"], "MATRICES": 1, "STREAM": False,
-                              "CHUNK": 16, "SCRATCH_SLOTS": 0, "num_warps": 4, "num_stages": 1})
+    old_archs = PRE_TENSOR_CORE_FORWARD_ARCHS.get((default["BLOCK"], dtype_name, kernel, precision))
+    candidates = [] if old_archs and arch is not None and arch not in old_archs else [default]
+    if kernel == "newton_schulz":
+        tensor_cores = []
+        if _offers_tensor_cores(TENSOR_CORE_FORWARD, n, dtype_name, precision, arch):
+            tensor_cores.append({"KERNEL": "tensor_cores", "BLOCK": default["BLOCK"], "MATRICES": 1, "STREAM": False,
+                                 "CHUNK": 16, "SCRATCH_SLOTS": 0, "num_warps": 4, "num_stages": 1})
+        if _offers_tensor_cores(TENSOR_CORE_FORWARD_STREAMED, n, dtype_name, precision, arch):
+            # K panels of 16 where they bound K by n (n <= 48), else 32 (fewer loop trips)
+            streamed = {"KERNEL": "tensor_cores_streamed", "BLOCK": default["BLOCK"], "MATRICES": 1, "STREAM": True,
+                        "CHUNK": 16, "SCRATCH_SLOTS": 3, "num_warps": 4, "num_stages": 2}
+            tensor_cores.append(streamed)  # after the register form: the model's choice on sm_90 even at n = 48
+        candidates = tensor_cores + candidates
     if interpreter:
         return candidates[:1]
-    for matrices, warps in FUSED_ROOTS_ALTERNATIVES.get((default["BLOCK"], dtype_name, kernel), ()):
-        config = dict(default, MATRICES=matrices, num_warps=warps)
-        if config not in candidates:
-            candidates.append(config)
+    if default in candidates:  # the pre-tensor-core kernel's other settings, where it is offered
+        for matrices, warps in FUSED_ROOTS_ALTERNATIVES.get((default["BLOCK"], dtype_name, kernel), ()):
+            config = dict(default, MATRICES=matrices, num_warps=warps)
+            if config not in candidates:
+                candidates.append(config)
     return candidates
 
 
@@ -266,7 +284,12 @@ def fused_lyapunov_candidates(n: int, dtype_name: str, precision: str = "ieee", 
     default = fused_lyapunov_config(n, dtype_name, precision)
     candidates = [default]
     if _offers_tensor_cores(TENSOR_CORE_BACKWARD, n, dtype_name, precision, arch):
-        candidates.insert(0, {"kernel": "tensor_cores", "BLOCK": default["BLOCK"], "num_warps": 4, "num_stages": 1})
+        if default["BLOCK"] == 64:  # the iterates in a scratch (the register form spills there)
+            candidates.insert(0, {"kernel": "tensor_cores_streamed", "BLOCK": 64, "CHUNK": 16, "num_warps": 4,
+                                  "num_stages": 2})
+        else:
+            candidates.insert(0, {"kernel": "tensor_cores", "BLOCK": default["BLOCK"], "num_warps": 4,
+                                  "num_stages": 1})
     if interpreter:
         return candidates[:1]
     for other in FUSED_LYAPUNOV_ALTERNATIVES.get((default["BLOCK"], dtype_name, default["kernel"]), ()):

@@ -94,15 +94,16 @@ def store_operand(slot, x, tile, BLOCK: tl.constexpr, PRECISION: tl.constexpr):
 @triton.jit
 def streamed_product(x_slot, y_slot, k_end, BLOCK: tl.constexpr, CHUNK: tl.constexpr, PRECISION: tl.constexpr):
     """X Y for operands written by `store_operand`, CHUNK columns of X (rows of Y) at a time up
-    to k_end (n: the zero padding beyond it adds nothing, so n = 48 does 48-deep products).
+    to k_end (n rounded up to CHUNK: the zero padding beyond n adds nothing, so n = 48 does
+    48-deep products).
 
-    tf32x3 keeps hi hi and the small terms in two accumulators and adds them at the end, as
-    `emulation.matmul` does; the loads of a chunk do not depend on the previous chunk's
-    products, so Triton can pipeline them (num_stages)."""
+    The panels go from the scratch to shared memory without passing through registers (Triton
+    pipelines loads that feed only a tl.dot in a loop, num_stages >= 2), and all three tf32x3
+    terms accumulate in place in one accumulator: a NaN of the small terms is kept (an
+    infinite operand gives NaN rather than inf; both are non-finite)."""
     lanes = tl.arange(0, BLOCK)
     panel = tl.arange(0, CHUNK)
-    big = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
-    small = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
+    total = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
     for k in range(0, k_end, CHUNK):
         x_offsets = lanes[:, None] * BLOCK + (k + panel)[None, :]
         y_offsets = (k + panel)[:, None] * BLOCK + lanes[None, :]
@@ -111,11 +112,9 @@ def streamed_product(x_slot, y_slot, k_end, BLOCK: tl.constexpr, CHUNK: tl.const
         if PRECISION == "tf32x3":
             x_low = tl.load(x_slot + BLOCK * BLOCK + x_offsets)
             y_low = tl.load(y_slot + BLOCK * BLOCK + y_offsets)
-            small = tl.dot(x_low, y_high, small, input_precision="tf32")
-            small = tl.dot(x_high, y_low, small, input_precision="tf32")
-            big = tl.dot(x_high, y_high, big, input_precision="tf32")
+            total = tl.dot(x_low, y_high, total, input_precision="tf32")
+            total = tl.dot(x_high, y_low, total, input_precision="tf32")
+            total = tl.dot(x_high, y_high, total, input_precision="tf32")
         else:
-            big = tl.dot(x_high, y_high, big, input_precision=PRECISION)
-    if PRECISION == "tf32x3":
-        big += tl.where(small != small, 0.0, small)
-    return big
+            total = tl.dot(x_high, y_high, total, input_precision=PRECISION)
+    return total

@@ -8,11 +8,16 @@ only on earlier launches share one launch (Y M and Z M; B^2 and B C; the three p
 the Lyapunov C' and B B^2); each intermediate is written once, to a buffer no launch both
 reads and writes, so a launch can be re-run (that is how candidates are timed).
 
-Symmetry: a product of two polynomials of the same matrix is symmetric (they commute), so
-those launches compute only the tiles on and above the diagonal and store each twice, the
-second time transposed. The diagonal tiles keep their upper triangle. The result is exactly
-symmetric, which is what `reference.symmetrize` is there for (the re-symmetrisation of the
-Lyapunov iteration every step included), at half the arithmetic.
+Symmetry: every launch with a symmetric result computes only the tiles on and above the
+diagonal and stores each twice, the second time transposed, so the stored matrix is exactly
+symmetric (what `reference.symmetrize` is there for, the Lyapunov iteration's
+re-symmetrisation every step included). A product of two polynomials of one matrix (powers
+of Z, B^2, B B^2, W W) is one triangle mirrored: its mirror tiles are the same sums up to
+rounding, so half the arithmetic. The Newton–Schulz updates Y M = Y Z Y and M Z = Z Y Z are
+symmetric only in exact arithmetic; there each upper tile program averages its tile with
+its mirror's (`tile_blocks.symmetric_part_tile`, a full product's work): one triangle
+mirrored made the tiled roots 15x less accurate than the torch path at kappa 1e6
+(docs/large-and-tuning.md, "Symmetry").
 
 Per-matrix scalars never leave the device: the input's Frobenius norm is reduced from
 per-band partial sums written by the first launch, and later launches read it from the
@@ -34,7 +39,7 @@ from .launch import TILED_LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_ke
 from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
 from .tile_blocks import (load_block, norm_scalars, product_tile, step_norm, store_block, store_output, store_root,
-                          store_symmetric, tile_indices, tile_position)
+                          store_symmetric, symmetric_part_tile, tile_indices, tile_position)
 from .spaces import SM80_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
 from tritonsqrt.constants import PRECISIONS, dtype_name as _dtype_name
@@ -184,8 +189,9 @@ def _newton_schulz_step_kernel(
 ):
     """One coupled Newton–Schulz update (`reference.coupled_newton_schulz`) with T = a I + b Z Y.
 
-    With M = Z Y (a previous launch): Y' = Y T = a Y + b Y M and Z' = T Z = a Z + b M Z, the
-    products in the reference's order: two products, one launch.
+    With M = Z Y (a previous launch): Y' = Y T = a Y + b sym(Y M) and Z' = T Z = a Z + b sym(M Z),
+    the products in the reference's order, each averaged with its mirror tile (both tiles
+    computed: `symmetric_part_tile`): four product loops, one launch, exactly symmetric iterates.
     FIRST (Y = A_hat, Z = I): Y' = a A_hat + b A_hat^2 (one product of W), Z' = T = a I + b A_hat.
     y_ptr, z_ptr, m_ptr: Y, Z, M, of shape [batch, n, n], contiguous, compute dtype
         (FIRST: y_ptr = m_ptr = W, z_ptr unused).
@@ -223,12 +229,16 @@ def _newton_schulz_step_kernel(
         # live across a product loop made every configuration spill.
         acc_y = zeros
         acc_z = zeros
+        diagonal_tile = tile_row == tile_col
         if UPDATE_Y:
-            acc_y = product_tile(zeros, y_ptr, m_ptr, rows, cols, n, BLOCK_K, PRECISION)
+            if FIRST:  # W W: W is exactly symmetric, so a mirror tile sums the same products
+                acc_y = product_tile(zeros, y_ptr, m_ptr, rows, cols, n, BLOCK_K, PRECISION)
+            else:  # Y M = Y Z Y, averaged with its mirror (`symmetric_part_tile`: one triangle is not enough)
+                acc_y = symmetric_part_tile(zeros, y_ptr, m_ptr, rows, cols, diagonal_tile, n, BLOCK_K, PRECISION)
         if UPDATE_Z and not FIRST:
             # T Z = a Z + b M Z, in this order: Z M = Z Z Y equals it only in exact arithmetic,
             # and that form loses the coupled iteration's stability (7.7e-3 after 12 steps).
-            acc_z = product_tile(zeros, m_ptr, z_ptr, rows, cols, n, BLOCK_K, PRECISION)
+            acc_z = symmetric_part_tile(zeros, m_ptr, z_ptr, rows, cols, diagonal_tile, n, BLOCK_K, PRECISION)
 
         # Y' is stored before Z' is formed, so that few tiles are live at once.
         if UPDATE_Y:

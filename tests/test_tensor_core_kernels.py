@@ -19,7 +19,7 @@ import triton.language as tl  # noqa: E402
 
 from tritonsqrt import testing  # noqa: E402
 from tritonsqrt.constants import compute_dtype_for  # noqa: E402
-from tritonsqrt.kernels import spaces  # noqa: E402
+from tritonsqrt.kernels import fused_roots, spaces  # noqa: E402
 from tritonsqrt.kernels.fused_lyapunov import lyapunov_backward  # noqa: E402
 from tritonsqrt.kernels.tf32_split import split, split_dot  # noqa: E402
 from tritonsqrt.numerics import emulation  # noqa: E402
@@ -74,28 +74,43 @@ def test_tensor_core_kernels_are_the_defaults_where_offered():
     forward = spaces.fused_roots_candidates(64, "float32", "newton_schulz", "tf32x3", arch="sm_90")
     assert forward[0]["KERNEL"] == "tensor_cores" and len(forward) >= 2  # previous kernels stay candidates
     assert all(c.get("KERNEL") != "tensor_cores"
-               for c in spaces.fused_roots_candidates(64, "float32", "newton_schulz", "tf32x3", arch="sm_80"))
-    assert all(c.get("KERNEL") != "tensor_cores"
                for c in spaces.fused_roots_candidates(64, "float32", "newton_schulz", "ieee", arch="sm_90"))
+    sm80 = spaces.fused_roots_candidates(64, "float32", "newton_schulz", "tf32x3", arch="sm_80")
+    assert [c["KERNEL"] for c in sm80] == ["tensor_cores_streamed"]  # the old one spills there
     backward = spaces.fused_lyapunov_candidates(32, "float32", "tf32x3", arch="sm_80")
     assert backward[0]["kernel"] == "tensor_cores" and len(backward) >= 2
-    assert spaces.fused_lyapunov_candidates(64, "float32", "tf32x3", arch="sm_90")[0]["kernel"] != "tensor_cores"
+    backward = spaces.fused_lyapunov_candidates(64, "float32", "tf32x3", arch="sm_90")
+    assert backward[0]["kernel"] == "tensor_cores_streamed" and len(backward) >= 2
+
+
+STREAMED_FORWARD = {"KERNEL": "tensor_cores_streamed", "BLOCK": 64, "MATRICES": 1, "STREAM": True, "CHUNK": 16,
+                    "SCRATCH_SLOTS": 3, "num_warps": 4, "num_stages": 2}
+
+
+@pytest.fixture(params=("registers", "streamed"))
+def forward_form(request, monkeypatch):
+    """Each tensor-core forward in turn: the register form is the interpreter's default; the
+    streamed one (the default on sm_80) is put first here."""
+    if request.param == "streamed":
+        monkeypatch.setattr(fused_roots, "candidate_configs", lambda n, *args, **kwargs: [dict(STREAMED_FORWARD)])
+        return "_newton_schulz_tc_streamed_kernel"
+    return "_newton_schulz_tc_kernel"
 
 
 @pytest.mark.parametrize("method", ("scaled_ns", "ns"))
 @pytest.mark.parametrize("n", (40, 64))
-def test_forward_matches_emulated_torch_path(method, n):
+def test_forward_matches_emulated_torch_path(method, n, forward_form):
     a = testing.spd_with_condition(3, n, 100.0, seed=n)
     plan = plan_for(method, a)
     with count_launches() as counts:
         got = fused_path.roots_forward(a, plan, True, True, False, 0.0)
-    assert counts.names == ["_newton_schulz_tc_kernel"]
+    assert counts.names == [forward_form]
     want = torch_path.roots_forward(a, plan, True, True, False, 0.0)
     assert worst(got[0], want[0]) <= TOLERANCE and worst(got[1], want[1]) <= TOLERANCE
 
 
 @pytest.mark.parametrize("n", (33, 64))
-def test_forward_at_kappa_1e6_is_as_accurate_as_the_torch_path(n):
+def test_forward_at_kappa_1e6_is_as_accurate_as_the_torch_path(n, forward_form):
     """Against float64 eigh, the kernel's error is the emulated torch path's, not more."""
     a = testing.spd_with_condition(2, n, 1e6, seed=1)
     plan = plan_for("scaled_ns", a)
@@ -108,7 +123,7 @@ def test_forward_at_kappa_1e6_is_as_accurate_as_the_torch_path(n):
         assert kernel_error <= 1.2 * torch_error + 1e-6, (index, kernel_error, torch_error)
 
 
-def test_forward_strides_and_nan_isolation():
+def test_forward_strides_and_nan_isolation(forward_form):
     a = testing.spd_with_condition(3, 48, 10.0, seed=2)
     plan = plan_for("scaled_ns", a)
     clean = fused_path.roots_forward(a, plan, True, True, False, 0.0)
@@ -123,7 +138,7 @@ def test_forward_strides_and_nan_isolation():
 
 
 @pytest.mark.parametrize("grads", ("sqrt", "inv", "both"))
-@pytest.mark.parametrize("n", (20, 32))
+@pytest.mark.parametrize("n", (20, 32, 48, 64))
 def test_backward_matches_emulated_torch_path(grads, n):
     plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, precision="tf32x3")
     a = testing.spd_with_condition(3, n, 100.0, seed=n)
@@ -133,14 +148,14 @@ def test_backward_matches_emulated_torch_path(grads, n):
     grad_inv = torch.randn(3, n, n, generator=gen) if grads in ("inv", "both") else None
     with count_launches() as counts:
         got = lyapunov_backward(saved[0], saved[1], saved[2], grad_sqrt, grad_inv, plan.backward_steps, "tf32x3")
-    assert counts.names == ["_lyapunov_backward_tc_kernel"]
+    assert counts.names == ["_lyapunov_backward_tc_kernel" if n <= 32 else "_lyapunov_backward_tc_streamed_kernel"]
     want = torch_path.roots_backward(plan, saved, grad_sqrt, grad_inv)
     assert worst(got, want) <= TOLERANCE
     assert torch.equal(got, got.mT)  # symmetric bit for bit
 
 
-def test_backward_nan_isolation():
-    n = 24
+@pytest.mark.parametrize("n", (24, 40))
+def test_backward_nan_isolation(n):
     plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, precision="tf32x3")
     a = testing.spd_with_condition(3, n, 10.0, seed=3)
     _, _, saved = torch_path.roots_forward(a, plan, want_sqrt=True, want_inv=True, need_backward=True)

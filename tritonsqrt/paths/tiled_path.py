@@ -12,7 +12,9 @@ chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.numeric
   backward: prepare 1, inverse-root rhs +2, per sign step 2 (B^2 and B C; C' and B')  5 products + ~6 others
 
 Intermediates live in buffers that no launch both reads and writes (they alternate), so the
-tuner can rerun any launch. Nothing synchronises with the host.
+tuner can rerun any launch. Nothing synchronises with the host. Every stored iterate is exactly
+symmetric; the Newton–Schulz updates average each tile with its mirror rather than mirror one
+triangle (as accurate as the torch path at kappa 1e6: docs/large-and-tuning.md, "Symmetry").
 """
 
 from __future__ import annotations
@@ -140,7 +142,9 @@ def _unprescale(root_power: torch.Tensor, norm: torch.Tensor, sqrt_t: _Targets, 
 
 def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets,
                    trace_norm: bool = False) -> None:
-    """`reference.coupled_newton_schulz` + unscale: step 0 from W, then M = Z Y and (Y', Z') per step."""
+    """`reference.coupled_newton_schulz` + unscale: step 0 from W, then M = Z Y and (Y', Z') per step.
+
+    M keeps both triangles (its skew part is the coupling's correction); Y' and Z' are symmetric."""
     steps = plan.forward_steps
     table = tiled.coefficient_table(steps, w.dtype, w.device)
     precision = plan.precision
