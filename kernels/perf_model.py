@@ -109,14 +109,18 @@ def mma_fmas(column: str) -> int:
     return m * n * k // (4 if kind == "HGMMA" else 1)
 
 
-def pipe_cycles(mix: dict, warps: int, gpu: Gpu, dtype_name: str = "float32") -> dict:
-    """SM cycles per resource for `mix` (per-warp counts) run by `warps` warps; "bound" is the max."""
+def pipe_cycles(mix: dict, warps: int, gpu: Gpu, dtype_name: str = "float32", resident_programs: int = 1) -> dict:
+    """SM cycles per resource for `mix` (per-warp counts) run by `warps` warps; "bound" is the max.
+
+    Every resource is counted as the program's share of the SM's rate, so the cycles of k
+    programs sharing an SM add up. Issue likewise, except that a warp is issued by one scheduler:
+    while fewer warps than schedulers are resident (k x warps < 4) the idle schedulers are lost."""
     fp32 = mix.get("FFMA", 0) + mix.get("FADD/FMUL", 0)
     fp64 = mix.get("DFMA", 0) + mix.get("DADD/DMUL", 0)
     tensor_fmas = sum(count * mma_fmas(key) for key, count in mix.items()
                       if key.startswith(("HMMA.", "HGMMA.")))
     cycles = {
-        "issue": mix.get("instructions", 0) * warps / min(warps, gpu.schedulers),
+        "issue": mix.get("instructions", 0) * warps / min(warps * max(resident_programs, 1), gpu.schedulers),
         "fp32": fp32 * warps * 32 / gpu.fp32_lanes,
         "fp64": fp64 * warps * 32 / gpu.fp64_lanes,
         "shared": mix.get("shared bytes", 0) * warps / gpu.shared_bytes_per_clock,
@@ -131,13 +135,13 @@ def kernel_model(row: dict, gpu: Gpu, n: int, steps: int) -> dict:
     """Occupancy, mix per product and cycles of one compiled kernel on `gpu`."""
     programs, limiter = programs_per_sm(gpu, row["registers"], row["num_warps"], row["shared_bytes"])
     total, per_product = program_mix(row, n, steps)
-    product_cycles = pipe_cycles(per_product, row["num_warps"], gpu, row["dtype"]) if per_product else None
+    product_cycles = pipe_cycles(per_product, row["num_warps"], gpu, row["dtype"], programs) if per_product else None
     return {"gpu": gpu.name, "programs_per_sm": programs, "occupancy_limit": limiter,
             "per_product": {k: round(v, 2) for k, v in per_product.items()},
             "issue_cycles_per_product": round(product_cycles["issue"], 1) if product_cycles else None,
             "modeled_cycles_per_product": round(product_cycles["bound"], 1) if product_cycles else None,
             "product_limited_by": product_cycles["limited by"] if product_cycles else None,
-            "modeled_program_cycles": round(pipe_cycles(total, row["num_warps"], gpu, row["dtype"])["bound"], 1)}
+            "modeled_program_cycles": round(pipe_cycles(total, row["num_warps"], gpu, row["dtype"], programs)["bound"], 1)}
 
 
 def launch_us(row: dict, gpu: Gpu, programs: int, n: int, steps: int) -> float:
@@ -146,7 +150,11 @@ def launch_us(row: dict, gpu: Gpu, programs: int, n: int, steps: int) -> float:
     if per_sm == 0:
         return math.inf
     total, _ = program_mix(row, n, steps)
-    cycles = pipe_cycles(total, row["num_warps"], gpu, row["dtype"])["bound"]
+
+    def wave(resident: int) -> float:  # cycles of a wave with `resident` programs on every SM
+        return resident * pipe_cycles(total, row["num_warps"], gpu, row["dtype"], resident)["bound"]
+
     full, rest = divmod(programs, gpu.sms * per_sm)
-    wave_cycles = full * per_sm * cycles + math.ceil(rest / gpu.sms) * cycles
+    last = math.ceil(rest / gpu.sms)
+    wave_cycles = full * wave(per_sm) + (wave(last) if last else 0.0)
     return wave_cycles / (gpu.clock_ghz * 1e3) + gpu.launch_us

@@ -62,7 +62,10 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
                       shared_memory: int = SM80_SHARED_MEMORY) -> list[dict]:
     """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
     space = INTERPRETER_SPACE if interpreter else GPU_SPACE[dtype_name][kernel_name]
-    return [dict(config) for config in _pruned(tuple(space), 2 * PRODUCT_LOOPS[kernel_name], triton.next_power_of_2(n),
+    # tf32x3 loads each operand tile as its two TF32 planes (split once, when stored).
+    planes = 2 if precision == "tf32x3" and dtype_name == "float32" else 1
+    loads = 2 * planes * PRODUCT_LOOPS[kernel_name]
+    return [dict(config) for config in _pruned(tuple(space), loads, triton.next_power_of_2(n),
                                                8 if dtype_name == "float64" else 4, interpreter, shared_memory)]
 
 
@@ -134,6 +137,11 @@ def fused_roots_config(n: int, dtype_name: str, kernel: str, precision: str = "i
         # spills 8 bytes since the norm became scale-safe; 8 warps fit at 79-80 (compile-report).
         wide = kernel == "polynomial" or precision == "tf32x3"
         config.update(MATRICES=4, num_warps=8 if wide else 4)
+    elif block == 32 and dtype_name == "float32" and kernel == "newton_schulz" and precision in TENSOR_CORE_PRECISIONS:
+        # mma.sync tiles of 16 rows: 4 warps on a 32-row matrix compute every product twice (the
+        # same 394 instructions a warp as 2 warps, issue-bound); 2 warps do it once (modeled
+        # B = 1024: 40 us against 73 us on H100). 202 registers, no spill (compile-report).
+        config.update(num_warps=2)
     elif block == 64 and dtype_name == "float32":
         config.update(STREAM=True, num_warps=16)
     elif block == 64:
@@ -151,7 +159,7 @@ FUSED_ROOTS_ALTERNATIVES = {
     (16, "float32", "polynomial"): ((2, 4), (1, 2)),
     (16, "float64", "newton_schulz"): ((2, 4), (1, 4), (4, 8)),
     (16, "float64", "polynomial"): ((2, 4), (1, 4), (4, 4)),
-    (32, "float32", "newton_schulz"): ((1, 8), (1, 2)),
+    (32, "float32", "newton_schulz"): ((1, 8), (1, 2), (1, 4)),
     (32, "float32", "polynomial"): ((1, 8),),
     (32, "float64", "newton_schulz"): ((1, 8), (1, 2)),
     (32, "float64", "polynomial"): ((1, 8), (1, 16)),
@@ -287,8 +295,8 @@ def fused_lyapunov_candidates(n: int, dtype_name: str, precision: str = "ieee", 
         if default["BLOCK"] == 64:  # the iterates in a scratch (the register form spills there)
             candidates.insert(0, {"kernel": "tensor_cores_streamed", "BLOCK": 64, "CHUNK": 16, "num_warps": 4,
                                   "num_stages": 2})
-        else:
-            candidates.insert(0, {"kernel": "tensor_cores", "BLOCK": default["BLOCK"], "num_warps": 4,
+        else:  # 2 warps: mma.sync tiles of 16 rows, so 4 warps would compute a 32-row product twice
+            candidates.insert(0, {"kernel": "tensor_cores", "BLOCK": default["BLOCK"], "num_warps": 2,
                                   "num_stages": 1})
     if interpreter:
         return candidates[:1]

@@ -94,3 +94,45 @@ def test_check_prints_the_table_at_a_precision(capsys):
     # tf32x3 holds the targets up to kappa 1e4; at 1e6 its inverse root is 3.5e-2 here (ieee 1.3e-2)
     assert len(rows) == 3 and rows[0].endswith("yes") and rows[1].endswith("yes")
     assert "check: scaled_ns (1/1), kappa 1e+02" in captured.err  # progress on stderr
+
+
+def test_default_precision_rule():
+    from tritonsqrt.constants import TF32X3_MIN_N, default_precision
+
+    assert TF32X3_MIN_N == 16
+    assert [default_precision("cuda", n, torch.float32) for n in (2, 8, 15, 16, 64, 65, 4096)] == (
+        ["ieee"] * 3 + ["tf32x3"] * 4)
+    assert {default_precision("cuda", n, torch.float64) for n in (2, 64, 4096)} == {"ieee"}
+    assert {default_precision("cpu", n, torch.float32) for n in (2, 64, 4096)} == {"ieee"}
+
+
+def test_plans_take_the_default_precision_unless_one_is_given():
+    import dataclasses
+
+    from tritonsqrt.plan import _with_default_precision, auto_method, resolve
+
+    gpu = auto_method("cuda", 64, torch.float32)
+    assert gpu.backend == "triton" and gpu.precision == "tf32x3" and "products tf32x3" in gpu.describe()
+    assert auto_method("cuda", 8, torch.float32).precision == "ieee"
+    assert auto_method("cuda", 64, torch.float64).precision == "ieee"
+    assert auto_method("cpu", 64, torch.float32).precision == "ieee"
+    # the torch path on a GPU (backend="torch", or no Triton): plain products, no emulation
+    assert _with_default_precision(dataclasses.replace(gpu, backend="torch"), "cuda").precision == "ieee"
+    a = torch.eye(32).expand(2, 32, 32)
+    assert resolve(a, "scaled_ns", "auto").precision == "ieee"
+    assert resolve(a, "scaled_ns", "auto", precision="tf32").precision == "tf32"  # explicit wins
+    assert resolve(a, "auto", "torch", precision="tf32x3").precision == "tf32x3"
+
+
+@pytest.mark.parametrize("n, draw, ieee_grad, tf32x3_grad", [(2, 2, 4.293e-05, 2.347e-04), (16, 2, 1.511e-05, 2.357e-05)])
+def test_why_tf32x3_starts_at_16(n, draw, ieee_grad, tf32x3_grad):
+    """Emulated, kappa 1e4, the table's spectrum: the sqrtm gradient at tf32x3 is 5.5x ieee's and
+    over its target (2e-4) at n = 2; at n = 16 it is 1.6x ieee's and 8x below the target."""
+    from tritonsqrt.testing.accuracy import TARGETS, _errors, draw_inputs
+
+    a, g = draw_inputs(n, 1e4, 4, draw, "logspaced", torch.float32, "cpu")
+    measured = {p: _errors("scaled_ns", a, g, 2, p)[2] for p in ("ieee", "tf32x3")}
+    assert measured["ieee"] == pytest.approx(ieee_grad, rel=2e-3)
+    assert measured["tf32x3"] == pytest.approx(tf32x3_grad, rel=2e-3)
+    target = TARGETS[torch.float32][1e4][2]
+    assert (measured["tf32x3"] > target) == (n == 2)

@@ -14,7 +14,8 @@ import numbers
 
 import torch
 
-from .constants import BACKENDS, MAX_CONDITION_LIMIT, METHODS, PRECISIONS, compute_dtype_for, dtype_name
+from .constants import (BACKENDS, MAX_CONDITION_LIMIT, METHODS, PRECISIONS, compute_dtype_for, default_precision,
+                        dtype_name)
 from .numerics.coefficients import scaled_ns_schedule
 from .paths import routing
 
@@ -105,7 +106,8 @@ class Plan:
             "scaled_ns": f"{len(self.scaled_ns_steps)} minimax steps for condition <= {self.max_condition:g}",
             "eigh": f"eigh in {self.eigh_dtype or self.compute_dtype}".replace("torch.", ""),
         }[self.method]
-        return f"{self.method} ({detail}), backend {self.backend}, compute {self.dtype_name}"
+        products = f", products {self.precision}" if self.precision != "ieee" else ""
+        return f"{self.method} ({detail}), backend {self.backend}, compute {self.dtype_name}{products}"
 
     @property
     def where(self) -> str:
@@ -126,7 +128,8 @@ def auto_method(device: torch.device | str, n: int, dtype: torch.dtype) -> Plan:
 
     CPU: eigendecomposition in float64 (LAPACK is fast there, and float64 makes it the most
     accurate choice for every dtype). GPU: the scaled Newton–Schulz iteration, whose matrix
-    products are what a GPU does best, with the Lyapunov backward.
+    products are what a GPU does best, with the Lyapunov backward, its products at
+    `constants.default_precision` (tf32x3 on the tensor cores from n = 16 on).
     """
     device = torch.device(device)
     compute = compute_dtype_for(dtype)
@@ -135,7 +138,7 @@ def auto_method(device: torch.device | str, n: int, dtype: torch.dtype) -> Plan:
     else:
         plan = Plan(method="scaled_ns", compute_dtype=compute, n=n)
     # The backend backend="auto" takes there, so that describe() tells what will run.
-    return _with_backend(plan, device, "auto")
+    return _with_default_precision(_with_backend(plan, device, "auto"), device)
 
 
 def resolve(
@@ -186,7 +189,17 @@ def resolve(
         if precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
         changes["precision"] = precision
-    return _with_backend(dataclasses.replace(plan, **changes), a.device, backend)
+    plan = _with_backend(dataclasses.replace(plan, **changes), a.device, backend)
+    return plan if precision is not None else _with_default_precision(plan, a.device)
+
+
+def _with_default_precision(plan: Plan, device) -> Plan:
+    """The plan with the precision of a call that names none: `default_precision` where a
+    Triton kernel runs it, "ieee" on the torch path (whose emulation of the tensor cores is a
+    model of the kernels, slower and never more accurate than plain products)."""
+    on_kernels = plan.backend == "triton"
+    precision = default_precision(torch.device(device).type, plan.n, plan.compute_dtype) if on_kernels else "ieee"
+    return dataclasses.replace(plan, precision=precision)
 
 
 def _is_count(value) -> bool:

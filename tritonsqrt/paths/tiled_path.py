@@ -51,6 +51,25 @@ class _Targets:
         return self.out is not None or self.saved is not None
 
 
+def _operand_factory(tiled, like: torch.Tensor, precision: str):
+    """New (B, n, n) buffers for iterates that products read: with tf32x3 `tiled.split_buffer`s
+    (their TF32 planes written by the launch that writes them), else plain tensors."""
+    if tiled.splits_operands(like.dtype, precision):
+        return lambda: tiled.split_buffer(like.shape[0], like.shape[-1], like.dtype, like.device)
+    return lambda: torch.empty_like(like)
+
+
+def _split_operand(tiled, x: torch.Tensor, precision: str) -> torch.Tensor:
+    """x (contiguous) where a product reads a tensor no launch of ours wrote (a saved root, a
+    solve's result): with tf32x3 a `split_buffer` whose planes torch fills (`emulation.split_tf32`,
+    the kernels' rounding)."""
+    if not tiled.splits_operands(x.dtype, precision):
+        return x.contiguous()
+    from ..numerics.emulation import split_tf32
+
+    return torch.stack((x, *split_tf32(x)))[0]
+
+
 def _device_guard(t: torch.Tensor):
     return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
 
@@ -86,10 +105,11 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
     norm = torch.empty((batch, 1, 1), dtype=compute, device=a.device)
     if batch:
         with _device_guard(a):
-            w = new()
+            split = tiled.splits_operands(compute, plan.precision)
+            w = tiled.split_buffer(batch, n, compute, a.device) if split else new()
             partials = torch.empty((batch, tiled.partial_count(n)), dtype=compute, device=a.device)
             work, root_power = _prescaled(a, eps, compute)
-            tiled.prepare_forward(work, 0.0, w, partials)
+            tiled.prepare_forward(work, 0.0, w, partials, split=split)
             if plan.method == "ns":  # iSQRT-COV: divide by tr W (a torch reduction), no S to save
                 norm.copy_(w.diagonal(dim1=-2, dim2=-1).sum(-1).reshape(batch, 1, 1))
                 a_hat_saved = w / torch.where(norm == 0, torch.ones_like(norm), norm) if need_backward else None
@@ -153,10 +173,11 @@ def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t
                                  z_out=inv_t.out, z_saved=inv_t.saved, update_y=sqrt_t.needed,
                                  update_z=inv_t.needed, unscale=True, precision=precision, trace_norm=trace_norm)
         return
-    y, z, m = torch.empty_like(w), torch.empty_like(w), torch.empty_like(w)
+    operand = _operand_factory(tiled, w, precision)
+    y, z, m = operand(), operand(), operand()
     tiled.newton_schulz_step(w, None, w, table, 0, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
                              unscale=False, precision=precision, trace_norm=trace_norm)
-    y_next, z_next = w, torch.empty_like(w)  # W is not read again: its buffer takes the next Y
+    y_next, z_next = w, operand()  # W is not read again: its buffer takes the next Y
     for step in range(1, len(steps)):
         tiled.product(z, y, m, symmetric=False, precision=precision)
         if step < len(steps) - 1:
@@ -191,10 +212,11 @@ def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _T
 
     top = max(degree, 2)
     new = lambda: torch.empty_like(w)  # noqa: E731
+    operand = _operand_factory(tiled, w, plan.precision)  # what a later power reads
     # Sums and powers alternate between two buffers: no launch writes what it reads.
     sum_buffers = [(new() if first_poly else None, new() if second_poly else None) for _ in range(2)]
-    powers = (new(), new()) if top > 2 else (None, None)
-    z = new() if top > 2 else None
+    powers = (operand(), operand()) if top > 2 else (None, None)
+    z = operand() if top > 2 else None
     sums_in = (None, None)
     for k in range(2, top + 1):
         last = k == top
@@ -223,8 +245,8 @@ def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _T
     tiled.unscale_roots(norm, sqrt_hat=sqrt_hat, inv_hat=inv_hat, sqrt_out=sqrt_out.out, sqrt_saved=sqrt_out.saved,
                         inv_out=inv_t.out, inv_saved=inv_t.saved)
     if sqrt_from_inverse:  # the product reads row-major operands; torch's solve writes column-major
-        tiled.product(w, inv_hat.contiguous(), sqrt_t.saved, norm=norm, symmetric=True, scale="sqrt_of_normalized",
-                      precision=plan.precision)
+        tiled.product(w, _split_operand(tiled, inv_hat, plan.precision), sqrt_t.saved, norm=norm, symmetric=True,
+                      scale="sqrt_of_normalized", precision=plan.precision, split_out=False)
 
 
 def _masked_solve(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
@@ -252,14 +274,15 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
     if s_mat.shape[0] == 0 or (grad_sqrt is None and grad_inv is None):
         return torch.zeros_like(s_mat)
     precision = plan.precision
-    new = lambda: torch.empty_like(s_mat)  # noqa: E731
+    new = _operand_factory(tiled, s_mat, precision)  # every buffer below is read by a product
     with _device_guard(s_mat):
         b_mat, c_mat = new(), new()
         grad_inv_sym = new() if grad_inv is not None else None
-        tiled.prepare_backward(s_mat, grad_sqrt, grad_inv, norm, b_mat, c_mat, grad_inv_sym)
+        tiled.prepare_backward(s_mat, grad_sqrt, grad_inv, norm, b_mat, c_mat, grad_inv_sym,
+                               split=tiled.splits_operands(s_mat.dtype, precision))
         if grad_inv is not None:
             # rhs = sym(G_S) - Y sym(G_Y) Y (Y = S^-1, <G_Y, dY> = <-Y G_Y Y, dS>), then / scale.
-            inv_mat = saved.inv.contiguous()
+            inv_mat = _split_operand(tiled, saved.inv, precision)
             y_g = new()
             tiled.product(inv_mat, grad_inv_sym, y_g, symmetric=False, precision=precision)
             rhs = grad_inv_sym  # its buffer is free once Y G_Y is formed
@@ -274,6 +297,8 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
         for step in range(len(steps)):
             last = step == len(steps) - 1
             tiled.lyapunov_products(b_mat, c_mat, b_sq, b_c, precision=precision)
+            if last:  # the gradient is no product's operand: a plain tensor, no planes
+                c_next = torch.empty_like(s_mat)
             tiled.lyapunov_update(b_mat, c_mat, b_sq, b_c, table, step, b_out=None if last else b_next, c_out=c_next,
                                   last=last, precision=precision)
             b_mat, b_next, c_mat, c_next = b_next, b_mat, c_next, c_mat

@@ -16,12 +16,51 @@ def random_orthogonal(batch: int, n: int, generator: torch.Generator) -> torch.T
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
+def _logspaced(n: int, kappa: float) -> torch.Tensor:
+    """1 down to 1/kappa, log-spaced (n = 1: just 1)."""
+    return torch.logspace(0, -torch.log10(torch.tensor(float(kappa))).item(), n, dtype=torch.float64)
+
+
+def _clusters(n: int, kappa: float) -> torch.Tensor:
+    """Half the eigenvalues at 1, half at 1/kappa (the odd one at 1): many at the small end,
+    where float32 rounding costs the most (README "Accuracy", the wide check)."""
+    small = n // 2
+    return torch.cat([torch.ones(n - small, dtype=torch.float64), torch.full((small,), 1.0 / kappa, dtype=torch.float64)])
+
+
+def _outlier(n: int, kappa: float) -> torch.Tensor:
+    """Every eigenvalue at 1 but the last, at 1/kappa (n = 1: just 1)."""
+    evals = torch.ones(n, dtype=torch.float64)
+    evals[1:][-1:] = 1.0 / kappa
+    return evals
+
+
+def _one_large(n: int, kappa: float) -> torch.Tensor:
+    """One eigenvalue at 1, every other at 1/kappa: the Frobenius norm is nearly lambda_max."""
+    evals = torch.full((n,), 1.0 / kappa, dtype=torch.float64)
+    evals[:1] = 1.0
+    return evals
+
+
+# Spectrum shapes of the test matrices, each with the end points 1 and 1/kappa (n >= 2); exact
+# in float64 for kappa a power of ten (logspace reaches 10^-k exactly), always for the others.
+SPECTRA = {"logspaced": _logspaced, "clusters": _clusters, "outlier": _outlier, "one_large": _one_large}
+
+
+def spectrum(name: str, n: int, kappa: float) -> torch.Tensor:
+    """The n eigenvalues (float64, 1 first) of spectrum shape `name` (one of SPECTRA)."""
+    if name not in SPECTRA:
+        raise ValueError(f"spectrum: expected one of {', '.join(SPECTRA)}, got {name!r}")
+    return SPECTRA[name](n, kappa)
+
+
 def spd_with_condition(batch: int, n: int, kappa: float, *, seed: int = 0, log_scale_range: float = 3.0,
-                       dtype: torch.dtype = torch.float32, device="cpu") -> torch.Tensor:
-    """A = 10^u Q diag(l) Q^T, l log-spaced from 1 to 1/kappa, u uniform in [-r, r], per matrix."""
+                       dtype: torch.dtype = torch.float32, device="cpu", spectrum_name: str = "logspaced") -> torch.Tensor:
+    """A = 10^u Q diag(l) Q^T, u uniform in [-r, r], per matrix; l from 1 to 1/kappa, log-spaced
+    by default (`spectrum_name`: one of SPECTRA)."""
     gen = torch.Generator().manual_seed(seed)
     q = random_orthogonal(batch, n, gen)
-    evals = torch.logspace(0, -torch.log10(torch.tensor(float(kappa))).item(), n, dtype=torch.float64)
+    evals = spectrum(spectrum_name, n, kappa)
     scale = 10 ** ((torch.rand(batch, 1, 1, dtype=torch.float64, generator=gen) * 2 - 1) * log_scale_range)
     a = scale * (q * evals) @ q.mT
     a = 0.5 * (a + a.mT)
