@@ -2,9 +2,9 @@
 built for the tensor cores: one matrix per program, 4 warps (one warpgroup), tf32x3 operands
 split into their TF32 parts once (`kernels/tf32_split.py`). Two forms:
 
-- `_lyapunov_backward_tc_kernel` (BLOCK 32): whole iterates in registers, each product's
-  operands split where it uses them, the products of a step ordered so that C dies after its
-  one product (B^2 C is formed as B (B C)) and each product accumulates onto its sum in place;
+- `_lyapunov_backward_tc_kernel` (BLOCK 32, 2 warps: mma.sync tiles have 16 rows, so 4 warps
+  would compute every product twice): whole iterates in registers, each operand split once a
+  step (B feeds four products), B^2 C formed as B (B C);
 - `_lyapunov_backward_tc_streamed_kernel` (BLOCK 64, where the register form spills 150-600
   bytes on sm_90 however the step is ordered): B, C, B C and B^2 live in a per-program scratch
   as split pairs, written once a step; every product streams K panels of them into shared
@@ -18,24 +18,15 @@ import triton.language as tl
 
 from .fused_lyapunov import _load_per_matrix, _root_scale
 from .rounding import divide_rn, symmetrize
-from .tf32_split import split_dot, split_dot_into, split_if, store_operand, streamed_product
+from .tf32_split import split_dot, split_if, store_operand, streamed_product
 
 
 @triton.jit
-def _product(x, y, opaque_zero, PRECISION: tl.constexpr):
-    """x y with both operands split here; + opaque_zero keeps the compiler from reusing a split
-    made for another product, which would keep its TF32 parts live in registers."""
-    x_hi, x_lo = split_if(x + opaque_zero, PRECISION)
-    y_hi, y_lo = split_if(y + opaque_zero, PRECISION)
+def _product(x, y, PRECISION: tl.constexpr):
+    """x y, both operands split here."""
+    x_hi, x_lo = split_if(x, PRECISION)
+    y_hi, y_lo = split_if(y, PRECISION)
     return split_dot(x_hi, x_lo, y_hi, y_lo, PRECISION)
-
-
-@triton.jit
-def _product_into(x, y, total, opaque_zero, PRECISION: tl.constexpr):
-    """total + x y, both operands split here (see `_product`)."""
-    x_hi, x_lo = split_if(x + opaque_zero, PRECISION)
-    y_hi, y_lo = split_if(y + opaque_zero, PRECISION)
-    return split_dot_into(x_hi, x_lo, y_hi, y_lo, total, PRECISION)
 
 
 @triton.jit
@@ -66,7 +57,6 @@ def _lyapunov_backward_tc_kernel(
     lanes = tl.arange(0, BLOCK)
     rows = lanes[:, None]
     cols = lanes[None, :]
-    zero = (num_steps < 0).to(compute_dtype)  # 0, unknown to the compiler
 
     rhs = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
     if HAS_GRAD_SQRT:
@@ -77,8 +67,8 @@ def _lyapunov_backward_tc_kernel(
                                n).to(compute_dtype)
         grad_inv = symmetrize(_load_matrix(grad_inv_ptr, program, grad_inv_batch_stride, grad_inv_row_stride,
                                            grad_inv_col_stride, rows, cols, n).to(compute_dtype))
-        inner = _product(inv_mat, grad_inv, zero, PRECISION)
-        rhs = rhs - _product(inner, inv_mat, zero, PRECISION)
+        inner = _product(inv_mat, grad_inv, PRECISION)
+        rhs = rhs - _product(inner, inv_mat, PRECISION)
 
     norm = _load_per_matrix(norm_ptr, program, batch, norm_batch_stride, 1).to(compute_dtype)
     scale = _root_scale(norm)
@@ -89,14 +79,17 @@ def _lyapunov_backward_tc_kernel(
     for step in range(num_steps):
         a = tl.load(steps_ptr + 2 * step)
         b = tl.load(steps_ptr + 2 * step + 1)
-        opaque_zero = (step // num_steps).to(compute_dtype)
-        # C <- sym(a C + 2b B (B C) - b (B C) B), B <- sym(a B + b B B^2): B^2 C as B (B C), so C
-        # dies after its one product, and each product accumulates onto its sum in place.
-        b_c = _product(b_mat, c_mat, opaque_zero, PRECISION)
-        c_mat = _product_into((2 * b) * b_mat, b_c, a * c_mat, opaque_zero, PRECISION)
-        c_mat = symmetrize(_product_into((-b) * b_c, b_mat, c_mat, opaque_zero, PRECISION))
-        b_sq = _product(b_mat, b_mat, opaque_zero, PRECISION)
-        b_mat = symmetrize(_product_into(b * b_mat, b_sq, a * b_mat, opaque_zero, PRECISION))
+        # C <- sym(a C + 2b B (B C) - b (B C) B), B <- sym(a B + b B B^2), B^2 C as B (B C): each
+        # operand split once a step (B feeds four products), 218 registers at 2 warps.
+        b_hi, b_lo = split_if(b_mat, PRECISION)
+        c_hi, c_lo = split_if(c_mat, PRECISION)
+        b_c = split_dot(b_hi, b_lo, c_hi, c_lo, PRECISION)
+        x_hi, x_lo = split_if(b_c, PRECISION)
+        c_mat = a * c_mat + (2 * b) * split_dot(b_hi, b_lo, x_hi, x_lo, PRECISION)
+        c_mat = symmetrize(c_mat - b * split_dot(x_hi, x_lo, b_hi, b_lo, PRECISION))
+        b_sq = split_dot(b_hi, b_lo, b_hi, b_lo, PRECISION)
+        s_hi, s_lo = split_if(b_sq, PRECISION)
+        b_mat = symmetrize(a * b_mat + b * split_dot(b_hi, b_lo, s_hi, s_lo, PRECISION))
 
     grad = symmetrize(0.5 * c_mat)
     lanes = tl.arange(0, BLOCK) + (num_steps < 0).to(tl.int32)  # fresh indices (see fused_roots_tc)

@@ -136,3 +136,38 @@ def test_why_tf32x3_starts_at_16(n, draw, ieee_grad, tf32x3_grad):
     assert measured["tf32x3"] == pytest.approx(tf32x3_grad, rel=2e-3)
     target = TARGETS[torch.float32][1e4][2]
     assert (measured["tf32x3"] > target) == (n == 2)
+
+
+def test_auto_computes_small_cuda_matrices_in_float64():
+    """Below n = 16 on CUDA, method="auto" runs float32 (and half) inputs in float64: neither
+    tf32x3 nor float32 products hold the accuracy table there on every draw."""
+    from tritonsqrt import plan as plan_mod
+
+    assert plan_mod.computes_small_in_float64("cuda", 8, torch.float32, "auto")
+    assert plan_mod.computes_small_in_float64("cuda", 15, torch.bfloat16, "auto")
+    assert not plan_mod.computes_small_in_float64("cuda", 16, torch.float32, "auto")
+    assert not plan_mod.computes_small_in_float64("cuda", 8, torch.float32, "scaled_ns")  # an explicit method
+    assert not plan_mod.computes_small_in_float64("cpu", 8, torch.float32, "auto")
+    small = plan_mod.auto_method("cuda", 8, torch.float32)
+    assert small.compute_dtype == torch.float64 and "compute float64" in small.describe()
+    assert plan_mod.auto_method("cuda", 16, torch.float32).describe().endswith("compute float32, products tf32x3")
+
+
+def test_float64_compute_returns_the_input_dtype_with_gradients(monkeypatch):
+    """The upcast wrapper of the public ops (run here on CPU by forcing the rule): roots and
+    gradients come back in A's dtype, and equal the float64 computation rounded."""
+    import tritonsqrt as ts
+    from tritonsqrt import plan as plan_mod
+    from tritonsqrt.testing import spd_with_condition
+
+    monkeypatch.setattr(plan_mod, "computes_small_in_float64", lambda device, n, dtype, method: dtype != torch.float64)
+    a = spd_with_condition(3, 6, 1e4, seed=0).requires_grad_(True)
+    sqrt_mat, inv_mat = ts.sqrtm_and_inv_sqrtm(a)
+    assert sqrt_mat.dtype == inv_mat.dtype == torch.float32
+    (grad,) = torch.autograd.grad((sqrt_mat.sum() + inv_mat.sum()), a)
+    assert grad.dtype == torch.float32
+    a64 = a.detach().double().requires_grad_(True)
+    s64, i64 = ts.sqrtm_and_inv_sqrtm(a64)
+    (grad64,) = torch.autograd.grad((s64.sum() + i64.sum()), a64)
+    assert torch.equal(sqrt_mat, s64.float()) and torch.equal(inv_mat, i64.float())
+    assert torch.allclose(grad.double(), grad64, rtol=1e-6, atol=0)

@@ -19,6 +19,9 @@ def _roots(name, a, outputs, method, eps, check, backend, **options):
     eps = check_eps(name, eps)
     check_autograd_mode(name, a)
     batch_shape, n = a.shape[:-2], a.shape[-1]
+    if plan_mod.computes_small_in_float64(a.device, n, a.dtype, method):
+        roots = _roots(name, a.to(torch.float64), outputs, method, eps, check, backend, **options)
+        return tuple(t.to(a.dtype) for t in roots) if outputs == "both" else roots.to(a.dtype)
     plan = plan_mod.resolve(a, method, backend, **options)
     if n == 0:  # 0 x 0 matrices: empty roots, still connected to A for autograd
         empty = a * 0

@@ -14,8 +14,8 @@ import numbers
 
 import torch
 
-from .constants import (BACKENDS, MAX_CONDITION_LIMIT, METHODS, PRECISIONS, compute_dtype_for, default_precision,
-                        dtype_name)
+from .constants import (BACKENDS, MAX_CONDITION_LIMIT, METHODS, PRECISIONS, TF32X3_MIN_N, compute_dtype_for,
+                        default_precision, dtype_name)
 from .numerics.coefficients import scaled_ns_schedule
 from .paths import routing
 
@@ -129,10 +129,11 @@ def auto_method(device: torch.device | str, n: int, dtype: torch.dtype) -> Plan:
     CPU: eigendecomposition in float64 (LAPACK is fast there, and float64 makes it the most
     accurate choice for every dtype). GPU: the scaled Newton–Schulz iteration, whose matrix
     products are what a GPU does best, with the Lyapunov backward, its products at
-    `constants.default_precision` (tf32x3 on the tensor cores from n = 16 on).
+    `constants.default_precision` (tf32x3 on the tensor cores from n = 16 on); below n = 16
+    float32 and half inputs are computed in float64 (`computes_small_in_float64`).
     """
     device = torch.device(device)
-    compute = compute_dtype_for(dtype)
+    compute = torch.float64 if computes_small_in_float64(device, n, dtype, "auto") else compute_dtype_for(dtype)
     if device.type == "cpu":
         plan = Plan(method="eigh", compute_dtype=compute, n=n, eigh_dtype=torch.float64)
     else:
@@ -191,6 +192,18 @@ def resolve(
         changes["precision"] = precision
     plan = _with_backend(dataclasses.replace(plan, **changes), a.device, backend)
     return plan if precision is not None else _with_default_precision(plan, a.device)
+
+
+def computes_small_in_float64(device: torch.device | str, n: int, dtype: torch.dtype, method: str) -> bool:
+    """Whether `method="auto"` computes this call in float64 and rounds the roots back.
+
+    CUDA inputs of compute dtype float32 below n = TF32X3_MIN_N: there tf32x3 misses the accuracy
+    table and plain float32 products miss it too on enough draws (n = 2, kappa 1e4: the sqrtm
+    gradient 1.4x its target over 50 draws, from float32 rounding in the first steps; README
+    "Accuracy"), while float64 holds it by orders of magnitude; at that size the fused kernel is
+    one launch of a few thousand multiply-adds a matrix either way."""
+    return (method == "auto" and torch.device(device).type == "cuda" and dtype != torch.float64
+            and n < TF32X3_MIN_N)
 
 
 def _with_default_precision(plan: Plan, device) -> Plan:
