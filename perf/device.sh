@@ -91,6 +91,15 @@ step large 90 $PY -m tritonsqrt.cli bench --cases covpool large-b16-n1024 --mode
   --providers 'tritonsqrt:scaled_ns' 'torch:scaled_ns' eigh-autograd official:mpa-lya --no-graphs --out "$OUT" \
   ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"}
 
+# The fused kernels' targets (tensor-core issue): B=256 n=64, B=64 n=48, B=1024 n=32 forward+backward
+# at the GPU default precision (tf32x3 from n = 16), measured beside modeled; then the accuracy of
+# the tensor cores themselves (the README's tf32x3 table is emulated on the CPU): the default and
+# explicit tf32x3 over the wide check's sizes and spectra, on the kernels.
+step fused 60 $PY -m tritonsqrt.cli bench --cases small-b256-n64 sovit small-b1024-n32 zca-b64 --modes forward+backward \
+  --providers 'tritonsqrt:auto' 'tritonsqrt:scaled_ns' eigh-autograd --no-graphs ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"}
+step accuracy-tf32x3 60 $PY -m tritonsqrt.cli check --methods auto,scaled_ns --precision tf32x3 --n 2 8 16 32 48 64 96 256 \
+  --seeds 3 --spectra logspaced,clusters --margin 1.5 --where
+
 # Every kernel and every tiled config (the table goes to the log).
 step compile-report 60 $PY -m tritonsqrt.cli compile-report --arch sm_90 --n 16,33,64,130,4096 --dtype float32
 step warmup-help 15 $PY -m tritonsqrt.cli warmup --help
