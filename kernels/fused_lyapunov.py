@@ -372,6 +372,10 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
     return out
 
 
+# Kernel kinds as compile-report names them (short enough for its one-line-per-family table).
+_SPEC_LABELS = {"tensor_cores": "tc", "tensor_cores_streamed": "tc_streamed"}
+
+
 def compile_specs(n: int, dtype_name: str) -> list[dict]:
     """Every (kernel, config) `lyapunov_backward` can launch at size n, for `triton.compile`.
 
@@ -405,7 +409,8 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
         kernel_signature.update({"batch": "i32", "n": "i32"})
         kernel_signature.update({name: "constexpr" for name in constexprs})
         spec = {
-            "name": f"lyapunov_backward_{config['kernel']}[{shape},warps={config['num_warps']},{precision}]",
+            "name": f"lyapunov_backward_{_SPEC_LABELS.get(config['kernel'], config['kernel'])}"
+                    f"[{shape},warps={config['num_warps']},{precision}]",
             "fn": _kernel(config["kernel"]),
             "signature": kernel_signature,
             "constexprs": constexprs,

@@ -33,7 +33,7 @@ FUSED_PRODUCTS_PER_STEP = {"roots_forward[ns": 3, "roots_forward[mtp": 1, "roots
 
 
 # Fused kernels whose K-chunk loops run to n rounded up to CHUNK rather than to BLOCK.
-K_BOUNDED_PREFIXES = ("lyapunov_backward_tensor_cores_streamed", "roots_forward[ns,tensor_cores_streamed")
+K_BOUNDED_PREFIXES = ("lyapunov_backward_tc_streamed", "roots_forward[ns,tensor_cores_streamed")
 
 
 def sass_summary(sass_text: str) -> dict:
