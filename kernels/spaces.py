@@ -38,6 +38,20 @@ GPU_SPACE = {
         "lyapunov_update": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
     },
 }
+# tf32x3 (float32) reads its operands as TF32 high and low planes, split once when stored
+# (`tile_blocks.store_split`): fewer registers than splitting in the loop, so narrower warp
+# counts fit. Per kernel, entries that compile without spill on sm_80 and sm_90 for every
+# flag set, fastest in the performance model first (docs/large-and-tuning.md, "tf32x3").
+# Left out for spilling: 128-wide tiles (the product's SYMMETRIC=1 variant 0.7-0.8 KB, the
+# other kernels 1-4 KB), 64-wide ones at 4 warps in the power step and the kernels with two
+# or more products (8-264 bytes), but for the Lyapunov update at BLOCK_K 8 and 2 stages.
+TF32X3_SPACE = {
+    "power_step": _ONE_PRODUCT,
+    "product": ((64, 16, 8, 4, 3), (64, 32, 8, 8, 3), (32, 16, 1, 4, 3)),
+    "newton_schulz_step": ((32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
+    "lyapunov_products": ((32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
+    "lyapunov_update": ((64, 8, 8, 4, 2), (64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),
+}
 # The interpreter runs programs one after another at a fixed cost per operation: 64-wide
 # tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
 # still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
@@ -61,7 +75,12 @@ SM80_SHARED_MEMORY = 166912
 def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False,
                       shared_memory: int = SM80_SHARED_MEMORY) -> list[dict]:
     """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
-    space = INTERPRETER_SPACE if interpreter else GPU_SPACE[dtype_name][kernel_name]
+    if interpreter:
+        space = INTERPRETER_SPACE
+    elif precision == "tf32x3" and dtype_name == "float32":
+        space = TF32X3_SPACE[kernel_name]
+    else:
+        space = GPU_SPACE[dtype_name][kernel_name]
     # tf32x3 loads each operand tile as its two TF32 planes (split once, when stored).
     planes = 2 if precision == "tf32x3" and dtype_name == "float32" else 1
     loads = 2 * planes * PRODUCT_LOOPS[kernel_name]

@@ -6,6 +6,7 @@ import triton
 import triton.language as tl
 
 from .rounding import reciprocal_rn, sqrt_rn
+from .tf32_split import split, split_dot_into
 
 
 @triton.jit
@@ -46,27 +47,79 @@ def _right_pointers(ptr, cols, n, BLOCK_K: tl.constexpr):
 
 
 @triton.jit
-def product_tile(acc, x_ptr, y_ptr, rows, cols, n, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def operand_plane(n, BLOCK: tl.constexpr):
+    """Elements from an operand's values to its TF32 high plane (and from high to low) in a
+    split buffer (`tiled_path`: shape (3, batch, n, n), values first): batch x n^2, the batch
+    read off the grid (tiles^2 x batch programs), so no launch needs another argument."""
+    tiles = tl.cdiv(n, BLOCK)
+    batch = tl.num_programs(0) // (tiles * tiles)
+    return batch.to(tl.int64) * n * n
+
+
+@triton.jit
+def _presplit_dot(acc, x_ptr, y_ptr, x_offsets, y_offsets, in_k, plane):
+    """acc + X Y for one K step of tf32x3 from the high and low planes (split once, when the
+    operands were stored): three "tf32" products accumulated in place (`tf32_split`). Scalar
+    plane pointers plus one offset tile per operand: four pointer tiles spilled on sm_80."""
+    x_high = tl.load(x_ptr + plane + x_offsets, mask=in_k[None, :], other=0.0)
+    x_low = tl.load(x_ptr + 2 * plane + x_offsets, mask=in_k[None, :], other=0.0)
+    y_high = tl.load(y_ptr + plane + y_offsets, mask=in_k[:, None], other=0.0)
+    y_low = tl.load(y_ptr + 2 * plane + y_offsets, mask=in_k[:, None], other=0.0)
+    return split_dot_into(x_high, x_low, y_high, y_low, acc, "tf32x3")
+
+
+@triton.jit
+def product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
     """acc + X[rows, :] @ Y[:, cols] for n x n row-major X and Y (pointers at the matrix).
 
-    Kernels with two products run two of these loops one after the other rather than one loop
-    with two accumulators: the shared operand is read twice (from L2), but each loop keeps
-    fewer operand registers live.
+    tf32x3 reads X and Y split (`store_split`: high and low planes `plane` and 2 `plane`
+    elements on) rather than splitting every loaded tile again in each product; the other
+    precisions read the values. Kernels with two products run two of these loops one after
+    the other rather than one loop with two accumulators: the shared operand is read twice
+    (from L2), but each loop keeps fewer operand registers live.
     """
     ks = tl.arange(0, BLOCK_K)
-    x_tiles = _left_pointers(x_ptr, rows, n, BLOCK_K)
-    y_tiles = _right_pointers(y_ptr, cols, n, BLOCK_K)
-    for k_start in range(0, n, BLOCK_K):
-        in_k = ks < n - k_start
-        acc = tl.dot(tl.load(x_tiles, mask=in_k[None, :], other=0.0), tl.load(y_tiles, mask=in_k[:, None], other=0.0),
-                     acc, input_precision=PRECISION, out_dtype=acc.dtype)  # Triton 3.6 assumes float32 without it
-        x_tiles += BLOCK_K
-        y_tiles += BLOCK_K * n
+    if PRECISION == "tf32x3":
+        # Rows past n are wrapped back in, as in `_left_pointers`.
+        x_offsets = (rows % n)[:, None] * n + ks[None, :]
+        y_offsets = ks[:, None] * n + (cols % n)[None, :]
+        for k_start in range(0, n, BLOCK_K):
+            acc = _presplit_dot(acc, x_ptr + k_start, y_ptr + k_start * n, x_offsets, y_offsets, ks < n - k_start,
+                                plane)
+    else:
+        x_tiles = _left_pointers(x_ptr, rows, n, BLOCK_K)
+        y_tiles = _right_pointers(y_ptr, cols, n, BLOCK_K)
+        for k_start in range(0, n, BLOCK_K):
+            in_k = ks < n - k_start
+            acc = tl.dot(tl.load(x_tiles, mask=in_k[None, :], other=0.0),
+                         tl.load(y_tiles, mask=in_k[:, None], other=0.0),
+                         acc, input_precision=PRECISION, out_dtype=acc.dtype)  # Triton 3.6 assumes float32 without it
+            x_tiles += BLOCK_K
+            y_tiles += BLOCK_K * n
     return acc
 
 
 @triton.jit
-def symmetric_part_tile(zeros, x_ptr, y_ptr, rows, cols, diagonal_tile, n, BLOCK_K: tl.constexpr,
+def mirror_product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+    """acc + (X @ Y)[cols, rows]^T = acc + (Y^T X^T)[rows, cols]: the mirror tile, transposed,
+    formed in this tile's layout from transposed loads (Y^T[r, k] = Y[k, r], X^T[k, c] = X[c, k]),
+    so it accumulates into the same registers as `product_tile`."""
+    ks = tl.arange(0, BLOCK_K)
+    left_offsets = ks[None, :] * n + (rows % n)[:, None]  # Y^T[rows, k]; wrapped as in `_left_pointers`
+    right_offsets = (cols % n)[None, :] * n + ks[:, None]  # X^T[k, cols]
+    for k_start in range(0, n, BLOCK_K):
+        in_k = ks < n - k_start
+        if PRECISION == "tf32x3":
+            acc = _presplit_dot(acc, y_ptr + k_start * n, x_ptr + k_start, left_offsets, right_offsets, in_k, plane)
+        else:
+            acc = tl.dot(tl.load(y_ptr + k_start * n + left_offsets, mask=in_k[None, :], other=0.0),
+                         tl.load(x_ptr + k_start + right_offsets, mask=in_k[:, None], other=0.0),
+                         acc, input_precision=PRECISION, out_dtype=acc.dtype)
+    return acc
+
+
+@triton.jit
+def symmetric_part_tile(zeros, x_ptr, y_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K: tl.constexpr,
                         PRECISION: tl.constexpr):
     """sym(X @ Y)[rows, cols] = (X Y[rows, cols] + X Y[cols, rows]^T) / 2, for a tile on or above the diagonal.
 
@@ -74,13 +127,15 @@ def symmetric_part_tile(zeros, x_ptr, y_ptr, rows, cols, diagonal_tile, n, BLOCK
     but one computed triangle mirrored keeps the skew part of the rounding, which breaks the
     coupling of Y and Z (n = 65, kappa 1e6: 2.2e-4 against 1.5e-5 of the reference);
     the average drops it, as `reference.symmetrize` would. Both tiles cost a full product.
+    The mirror tile is summed into the same accumulator (`mirror_product_tile`): one
+    accumulator live rather than two (at 4 warps, two spilled).
     """
-    upper = product_tile(zeros, x_ptr, y_ptr, rows, cols, n, BLOCK_K, PRECISION)
+    total = product_tile(zeros, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
     if diagonal_tile:  # its own mirror
-        lower = upper
+        total = total + tl.trans(total)
     else:
-        lower = product_tile(zeros, x_ptr, y_ptr, cols, rows, n, BLOCK_K, PRECISION)
-    return 0.5 * (upper + tl.trans(lower))
+        total = mirror_product_tile(total, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+    return 0.5 * total
 
 
 @triton.jit
@@ -117,6 +172,19 @@ def store_output(ptr, value, rows, cols, n, SYMMETRIC: tl.constexpr):
         store_symmetric(ptr, value, rows, cols, n)
     else:
         store_block(ptr, value, rows, cols, n)
+
+
+@triton.jit
+def store_split(ptr, value, rows, cols, n, plane, SYMMETRIC: tl.constexpr, SPLIT: tl.constexpr):
+    """Store an iterate that later products read: its values and, with SPLIT (tf32x3), its TF32
+    high and low planes (`tf32_split.split`, as `emulation.split_tf32` rounds), split once
+    here rather than in every product that loads it."""
+    value = value.to(ptr.dtype.element_ty)
+    store_output(ptr, value, rows, cols, n, SYMMETRIC)
+    if SPLIT:
+        high, low = split(value)
+        store_output(ptr + plane, high, rows, cols, n, SYMMETRIC)
+        store_output(ptr + 2 * plane, low, rows, cols, n, SYMMETRIC)
 
 
 @triton.jit

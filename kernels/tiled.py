@@ -19,6 +19,11 @@ its mirror's (`tile_blocks.symmetric_part_tile`, a full product's work): one tri
 mirrored made the tiled roots 15x less accurate than the torch path at kappa 1e6
 (docs/large-and-tuning.md, "Symmetry").
 
+tf32x3 (float32): every buffer a product reads is a `split_buffer`, with its TF32 high and low
+planes behind its values, written by the launch that writes the iterate (`store_split`); the
+product loops run three "tf32" products on them (`tile_blocks.product_tile`), so each operand
+is split once, not in every product that reads it (docs/large-and-tuning.md, "tf32x3").
+
 Per-matrix scalars never leave the device: the input's Frobenius norm is reduced from
 per-band partial sums written by the first launch, and later launches read it from the
 (B, 1, 1) norm tensor; the coefficients of every step come from small device tables.
@@ -38,8 +43,8 @@ import triton.language as tl
 from .launch import TILED_LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
 from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
-from .tile_blocks import (load_block, norm_scalars, product_tile, step_norm, store_block, store_output, store_root,
-                          store_symmetric, symmetric_part_tile, tile_indices, tile_position)
+from .tile_blocks import (load_block, norm_scalars, operand_plane, product_tile, step_norm, store_block, store_output,
+                          store_root, store_split, store_symmetric, symmetric_part_tile, tile_indices, tile_position)
 from .spaces import SM80_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
 from tritonsqrt.constants import PRECISIONS, dtype_name as _dtype_name
@@ -54,7 +59,7 @@ from tritonsqrt.tuning import cache as tuning
 def _prepare_forward_kernel(
     a_ptr, a_batch_stride, a_row_stride, a_col_stride,
     w_ptr, partials_ptr, eps_hi, eps_lo, n,
-    BLOCK: tl.constexpr,
+    BLOCK: tl.constexpr, SPLIT: tl.constexpr,
 ):
     """W = sym(A) + eps I in the compute dtype, and the sum of squares of W per band of rows.
 
@@ -65,11 +70,13 @@ def _prepare_forward_kernel(
     eps_hi, eps_lo: eps as float32 + float32 (eps_lo used in float64 only).
     n: matrix size.
     BLOCK: rows per program (one band) and columns per step along it.
+    SPLIT: tf32x3 products follow: W's TF32 high and low planes are written too (`store_split`).
     """
     compute_dtype = w_ptr.dtype.element_ty
     bands = tl.cdiv(n, BLOCK)
     band = tl.program_id(0) % bands
     matrix = (tl.program_id(0) // bands).to(tl.int64)
+    plane = (tl.num_programs(0) // bands).to(tl.int64) * n * n  # `operand_plane` of this grid
     eps = eps_value(eps_hi, eps_lo, compute_dtype)
     a_ptr += matrix * a_batch_stride
     w_ptr += matrix * n * n
@@ -85,7 +92,7 @@ def _prepare_forward_kernel(
         mirror = tl.load(a_ptr + cols[:, None] * a_row_stride + rows[None, :] * a_col_stride,
                          mask=(cols[:, None] < n) & (rows[None, :] < n), other=0.0).to(compute_dtype)
         w = 0.5 * (block + tl.trans(mirror)) + tl.where(rows[:, None] == cols[None, :], eps, 0.0)
-        tl.store(w_ptr + rows[:, None] * n + cols[None, :], w, mask=mask)
+        store_split(w_ptr, w, rows, cols, n, plane, False, SPLIT)
         squares += w * w
     tl.store(partials_ptr + matrix * bands + band, tl.sum(tl.sum(squares, axis=1), axis=0))
 
@@ -139,7 +146,8 @@ def _power_step_kernel(
         norm = step_norm(partials_ptr, norm_ptr, matrix, num_partials, tile_row, tile_col, FIRST, PARTIALS)
         inverse_norm, root_norm, inverse_root = norm_scalars(norm)
 
-        acc = product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), left_ptr, z_ptr, rows, cols, n,
+        plane = operand_plane(n, BLOCK)
+        acc = product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), left_ptr, z_ptr, rows, cols, n, plane,
                             BLOCK_K, PRECISION)
 
         # Epilogue: each tile is stored as soon as it is complete, so that few stay live (spills).
@@ -148,11 +156,11 @@ def _power_step_kernel(
             power_value = tl.where(diagonal, 1.0, 0.0) - 2.0 * w_hat + (acc * inverse_norm) * inverse_norm
             z = tl.where(diagonal, 1.0, 0.0) - w_hat
             if WRITE_Z:
-                store_symmetric(z_out_ptr + base, z, rows, cols, n)
+                store_split(z_out_ptr + base, z, rows, cols, n, plane, True, PRECISION == "tf32x3")
         else:
             power_value = acc
         if WRITE_POWER:
-            store_symmetric(power_out_ptr + base, power_value, rows, cols, n)
+            store_split(power_out_ptr + base, power_value, rows, cols, n, plane, True, PRECISION == "tf32x3")
         if FIRST_POLY:
             if FIRST:  # c0 I + c1 Z, as `reference.polynomial` starts
                 first = tl.where(diagonal, tl.load(coeffs_ptr), 0.0) + tl.load(coeffs_ptr + 2) * z
@@ -224,6 +232,7 @@ def _newton_schulz_step_kernel(
         else:
             norm = step_norm(partials_ptr, norm_ptr, matrix, num_partials, tile_row, tile_col, FIRST, PARTIALS)
         inverse_norm, root_norm, inverse_root = norm_scalars(norm)
+        plane = operand_plane(n, BLOCK)
         zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
         # Both products before any epilogue work: address and mask tiles of the epilogue kept
         # live across a product loop made every configuration spill.
@@ -232,13 +241,14 @@ def _newton_schulz_step_kernel(
         diagonal_tile = tile_row == tile_col
         if UPDATE_Y:
             if FIRST:  # W W: W is exactly symmetric, so a mirror tile sums the same products
-                acc_y = product_tile(zeros, y_ptr, m_ptr, rows, cols, n, BLOCK_K, PRECISION)
+                acc_y = product_tile(zeros, y_ptr, m_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
             else:  # Y M = Y Z Y, averaged with its mirror (`symmetric_part_tile`: one triangle is not enough)
-                acc_y = symmetric_part_tile(zeros, y_ptr, m_ptr, rows, cols, diagonal_tile, n, BLOCK_K, PRECISION)
+                acc_y = symmetric_part_tile(zeros, y_ptr, m_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K,
+                                            PRECISION)
         if UPDATE_Z and not FIRST:
             # T Z = a Z + b M Z, in this order: Z M = Z Z Y equals it only in exact arithmetic,
             # and that form loses the coupled iteration's stability (7.7e-3 after 12 steps).
-            acc_z = symmetric_part_tile(zeros, m_ptr, z_ptr, rows, cols, diagonal_tile, n, BLOCK_K, PRECISION)
+            acc_z = symmetric_part_tile(zeros, m_ptr, z_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K, PRECISION)
 
         # Y' is stored before Z' is formed, so that few tiles are live at once.
         if UPDATE_Y:
@@ -251,7 +261,7 @@ def _newton_schulz_step_kernel(
                 store_root(y_new, norm, root_norm, inverse_root, diagonal, y_out_ptr + base, y_saved_ptr + base,
                             rows, cols, n, False, STORE_Y, SAVE_Y, True)
             else:
-                store_symmetric(y_out_ptr + base, y_new, rows, cols, n)
+                store_split(y_out_ptr + base, y_new, rows, cols, n, plane, True, PRECISION == "tf32x3")
         if UPDATE_Z:
             if FIRST:  # Z' = T = a I + b A_hat: no product
                 z_new = tl.where(diagonal, a, 0.0) + b * (load_block(y_ptr, rows, cols, n) * inverse_norm)
@@ -261,13 +271,13 @@ def _newton_schulz_step_kernel(
                 store_root(z_new, norm, root_norm, inverse_root, diagonal, z_out_ptr + base, z_saved_ptr + base,
                             rows, cols, n, True, STORE_Z, SAVE_Z, True)
             else:
-                store_symmetric(z_out_ptr + base, z_new, rows, cols, n)
+                store_split(z_out_ptr + base, z_new, rows, cols, n, plane, True, PRECISION == "tf32x3")
 
 
 @triton.jit
 def _product_kernel(
     x_ptr, y_ptr, e_ptr, out_ptr, norm_ptr, alpha, beta, n,
-    SYMMETRIC: tl.constexpr, HAS_E: tl.constexpr, SCALE: tl.constexpr,
+    SYMMETRIC: tl.constexpr, HAS_E: tl.constexpr, SCALE: tl.constexpr, SPLIT_OUT: tl.constexpr,
     BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """out = scale(alpha * X @ Y + beta * E), per matrix of a batch.
@@ -282,6 +292,7 @@ def _product_kernel(
     SCALE: "none"; "sqrt_of_normalized": X = W, the result is unscale(sym(W_hat Y)), the
         square root from the inverse one (`torch_path`); "lyapunov": divided by the per-matrix
         Lyapunov scale (sqrt(||A||_F), 1 for A = 0).
+    SPLIT_OUT: the result is a later product's operand: with tf32x3 its planes are written too.
     BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     """
     matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
@@ -296,8 +307,9 @@ def _product_kernel(
         if SCALE != "none":
             norm = tl.load(norm_ptr + matrix)
             inverse_norm, root_norm, inverse_root = norm_scalars(norm)
+        plane = operand_plane(n, BLOCK)
         acc = product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), x_ptr + base, y_ptr + base, rows, cols, n,
-                            BLOCK_K, PRECISION)
+                            plane, BLOCK_K, PRECISION)
         value = tl.cast(alpha, compute_dtype) * acc
         if HAS_E:
             value += tl.cast(beta, compute_dtype) * load_block(e_ptr + base, rows, cols, n)
@@ -305,7 +317,7 @@ def _product_kernel(
             value = (value * inverse_norm) * root_norm  # unscale(W_hat Y); A = 0 gives W = 0, S = 0
         elif SCALE == "lyapunov":
             value = value * inverse_root
-        store_output(out_ptr + base, value, rows, cols, n, SYMMETRIC)
+        store_split(out_ptr + base, value, rows, cols, n, plane, SYMMETRIC, SPLIT_OUT and PRECISION == "tf32x3")
 
 
 @triton.jit
@@ -371,7 +383,7 @@ def _prepare_backward_kernel(
     s_ptr, grad_sqrt_ptr, gs_batch_stride, gs_row_stride, gs_col_stride,
     grad_inv_ptr, gi_batch_stride, gi_row_stride, gi_col_stride,
     norm_ptr, b_out_ptr, c_out_ptr, grad_inv_out_ptr, n,
-    HAS_GRAD_SQRT: tl.constexpr, HAS_GRAD_INV: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_GRAD_SQRT: tl.constexpr, HAS_GRAD_INV: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
 ):
     """B0 = S / scale and the right-hand side from the output gradients, element-wise.
 
@@ -383,6 +395,7 @@ def _prepare_backward_kernel(
     c_out_ptr: without HAS_GRAD_INV, C0 = sym(dL/dS) / scale; with it sym(dL/dS) (or 0), unscaled.
     grad_inv_out_ptr: with HAS_GRAD_INV, sym(dL/dY), compute dtype.
     n: matrix size. BLOCK: tile side.
+    SPLIT: tf32x3 products follow: the three outputs get their TF32 planes too (`store_split`).
     """
     compute_dtype = s_ptr.dtype.element_ty
     matrix, tile_row, tile_col = tile_position(n, BLOCK, 1)
@@ -390,18 +403,20 @@ def _prepare_backward_kernel(
     rows = tile_indices(tile_row, BLOCK)
     cols = tile_indices(tile_col, BLOCK)
     _, _, inverse_scale = norm_scalars(tl.load(norm_ptr + matrix))  # 1 / the Lyapunov scale
-    store_block(b_out_ptr + base, load_block(s_ptr + base, rows, cols, n) * inverse_scale, rows, cols, n)
+    plane = operand_plane(n, BLOCK)
+    store_split(b_out_ptr + base, load_block(s_ptr + base, rows, cols, n) * inverse_scale, rows, cols, n, plane, False,
+                SPLIT)
     rhs = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
     if HAS_GRAD_SQRT:
         rhs = _load_symmetrized(grad_sqrt_ptr, gs_batch_stride, gs_row_stride, gs_col_stride, matrix, rows, cols, n,
                                 compute_dtype)
     if HAS_GRAD_INV:
-        store_block(c_out_ptr + base, rhs, rows, cols, n)
+        store_split(c_out_ptr + base, rhs, rows, cols, n, plane, False, SPLIT)
         grad_inv = _load_symmetrized(grad_inv_ptr, gi_batch_stride, gi_row_stride, gi_col_stride, matrix, rows, cols,
                                      n, compute_dtype)
-        store_block(grad_inv_out_ptr + base, grad_inv, rows, cols, n)
+        store_split(grad_inv_out_ptr + base, grad_inv, rows, cols, n, plane, False, SPLIT)
     else:
-        store_block(c_out_ptr + base, rhs * inverse_scale, rows, cols, n)
+        store_split(c_out_ptr + base, rhs * inverse_scale, rows, cols, n, plane, False, SPLIT)
 
 
 @triton.jit
@@ -421,14 +436,15 @@ def _lyapunov_products_kernel(
     rows = tile_indices(tile_row, BLOCK)
     cols = tile_indices(tile_col, BLOCK)
     zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
+    plane = operand_plane(n, BLOCK)
     # Both products before any store (see `_newton_schulz_step_kernel`).
-    b_c = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, BLOCK_K, PRECISION)
+    b_c = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
     b_sq = zeros
     if tile_row <= tile_col:
-        b_sq = product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, BLOCK_K, PRECISION)
-    store_block(b_c_ptr + base, b_c, rows, cols, n)
+        b_sq = product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
+    store_split(b_c_ptr + base, b_c, rows, cols, n, plane, False, PRECISION == "tf32x3")
     if tile_row <= tile_col:
-        store_symmetric(b_sq_ptr + base, b_sq, rows, cols, n)
+        store_split(b_sq_ptr + base, b_sq, rows, cols, n, plane, True, PRECISION == "tf32x3")
 
 
 @triton.jit
@@ -460,20 +476,23 @@ def _lyapunov_update_kernel(
         a = tl.load(steps_ptr + 2 * step)
         b = tl.load(steps_ptr + 2 * step + 1)
         zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
+        plane = operand_plane(n, BLOCK)
         # All products before any epilogue work (see `_newton_schulz_step_kernel`).
-        acc_c = product_tile(zeros, b_sq_ptr, c_ptr, rows, cols, n, BLOCK_K, PRECISION)
-        acc_c = product_tile(acc_c, c_ptr, b_sq_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        acc_c = product_tile(zeros, b_sq_ptr, c_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+        acc_c = product_tile(acc_c, c_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
         # - (-(B^2 C + C B^2) + (B C) B): the subtraction as exact negations of the accumulator.
-        acc_c = -product_tile(-acc_c, b_c_ptr, b_ptr, rows, cols, n, BLOCK_K, PRECISION)
+        acc_c = -product_tile(-acc_c, b_c_ptr, b_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
         acc_b = zeros
         if UPDATE_B:
-            acc_b = product_tile(zeros, b_ptr, b_sq_ptr, rows, cols, n, BLOCK_K, PRECISION)
+            acc_b = product_tile(zeros, b_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
         c_new = a * load_block(c_ptr, rows, cols, n) + b * acc_c
-        if LAST:
-            c_new = 0.5 * c_new
-        store_symmetric(c_out_ptr + base, c_new, rows, cols, n)
+        if LAST:  # the gradient: no product reads it
+            store_symmetric(c_out_ptr + base, 0.5 * c_new, rows, cols, n)
+        else:
+            store_split(c_out_ptr + base, c_new, rows, cols, n, plane, True, PRECISION == "tf32x3")
         if UPDATE_B:
-            store_symmetric(b_out_ptr + base, a * load_block(b_ptr, rows, cols, n) + b * acc_b, rows, cols, n)
+            store_split(b_out_ptr + base, a * load_block(b_ptr, rows, cols, n) + b * acc_b, rows, cols, n, plane,
+                        True, PRECISION == "tf32x3")
 
 
 # ---------------------------------------------------------------------------------------
@@ -529,13 +548,27 @@ def partial_count(n: int) -> int:
     return triton.cdiv(n, ELEMENTWISE_BLOCK)
 
 
-def prepare_forward(a: torch.Tensor, eps: float, w: torch.Tensor, partials: torch.Tensor) -> None:
-    """w <- sym(a) + eps I (compute dtype), partials <- its sums of squares per band. One launch."""
+def splits_operands(dtype: torch.dtype, precision: str) -> bool:
+    """Whether the products at this precision read split operands: tf32x3 in float32. Then every
+    buffer a product reads is `split_buffer`'s and every launch that writes one writes its planes."""
+    return dot_precision(_dtype_name(dtype), precision) == "tf32x3"
+
+
+def split_buffer(batch: int, n: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """A (batch, n, n) operand buffer with room for its TF32 high and low planes behind it: the
+    values of a (3, batch, n, n) tensor (`tile_blocks.operand_plane`)."""
+    return torch.empty((3, batch, n, n), dtype=dtype, device=device)[0]
+
+
+def prepare_forward(a: torch.Tensor, eps: float, w: torch.Tensor, partials: torch.Tensor, *,
+                    split: bool = False) -> None:
+    """w <- sym(a) + eps I (compute dtype), partials <- its sums of squares per band. One launch.
+    split: w is a `split_buffer` and its planes are written too."""
     batch, n = a.shape[0], a.shape[-1]
     eps_hi, eps_lo = eps_halves(float(eps))
     _prepare_forward_kernel[(partial_count(n) * batch,)](
-        a, *a.stride(), w, partials, eps_hi, eps_lo, n, BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS,
-        **TILED_LAUNCH_OPTIONS)
+        a, *a.stride(), w, partials, eps_hi, eps_lo, n, BLOCK=ELEMENTWISE_BLOCK, SPLIT=split,
+        num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
 def _or(tensor, fallback):
@@ -577,10 +610,11 @@ def newton_schulz_step(y, z, m, table, step: int, norm, partials=None, *, y_out=
 
 
 def product(x, y, out, *, e=None, alpha: float = 1.0, beta: float = 0.0, norm=None, symmetric: bool,
-            scale: str = "none", precision: str) -> None:
-    """out <- scale(alpha X @ Y + beta E) (see `_product_kernel`)."""
+            scale: str = "none", precision: str, split_out: bool = True) -> None:
+    """out <- scale(alpha X @ Y + beta E) (see `_product_kernel`). split_out: with tf32x3, out
+    is a `split_buffer` (a later product reads it) and gets its planes."""
     args = (x, y, _or(e, x), out, _or(norm, x), float(alpha), float(beta), x.shape[-1])
-    flags = dict(SYMMETRIC=symmetric, HAS_E=e is not None, SCALE=scale)
+    flags = dict(SYMMETRIC=symmetric, HAS_E=e is not None, SCALE=scale, SPLIT_OUT=split_out)
     _launch_tuned("product", "symmetric" if symmetric else "full", x, precision, args, flags)
 
 
@@ -598,14 +632,15 @@ def unscale_roots(norm, *, sqrt_hat=None, inv_hat=None, sqrt_out=None, sqrt_save
         BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
-def prepare_backward(s, grad_sqrt, grad_inv, norm, b_out, c_out, grad_inv_out=None) -> None:
-    """B0 = S / scale and C0 (or its parts, with an inverse-root gradient). One element-wise launch."""
+def prepare_backward(s, grad_sqrt, grad_inv, norm, b_out, c_out, grad_inv_out=None, *, split: bool = False) -> None:
+    """B0 = S / scale and C0 (or its parts, with an inverse-root gradient). One element-wise launch.
+    split: the outputs are `split_buffer`s and get their planes."""
     batch, n = s.shape[0], s.shape[-1]
     gs = _or(grad_sqrt, s)
     gi = _or(grad_inv, s)
     _prepare_backward_kernel[_elementwise_grid(n, batch)](
         s, gs, *gs.stride(), gi, *gi.stride(), norm, b_out, c_out, _or(grad_inv_out, s), n,
-        HAS_GRAD_SQRT=grad_sqrt is not None, HAS_GRAD_INV=grad_inv is not None,
+        HAS_GRAD_SQRT=grad_sqrt is not None, HAS_GRAD_INV=grad_inv is not None, SPLIT=split,
         BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
@@ -638,8 +673,8 @@ _COMPILE_VARIANTS = {
         dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
              SAVE_Z=True, TRACE_NORM=False),
     ),
-    "product": (dict(SYMMETRIC=True, HAS_E=True, SCALE="lyapunov"),
-                dict(SYMMETRIC=False, HAS_E=False, SCALE="none")),
+    "product": (dict(SYMMETRIC=True, HAS_E=True, SCALE="lyapunov", SPLIT_OUT=True),
+                dict(SYMMETRIC=False, HAS_E=False, SCALE="none", SPLIT_OUT=True)),
     "lyapunov_products": (dict(),),
     "lyapunov_update": (dict(UPDATE_B=True, LAST=False),),
 }
@@ -692,11 +727,12 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                         "num_warps": config["num_warps"], "num_stages": config["num_stages"],
                         "options": TILED_LAUNCH_OPTIONS,
                     })
+    split = dtype_name == "float32"  # the planes' writes (tf32x3), the heavier variant
     elementwise = (
-        (_prepare_forward_kernel, dict(BLOCK=ELEMENTWISE_BLOCK)),
+        (_prepare_forward_kernel, dict(BLOCK=ELEMENTWISE_BLOCK, SPLIT=split)),
         (_unscale_roots_kernel, dict(STORE_SQRT=True, SAVE_SQRT=True, STORE_INV=True, SAVE_INV=True,
                                      BLOCK=ELEMENTWISE_BLOCK)),
-        (_prepare_backward_kernel, dict(HAS_GRAD_SQRT=True, HAS_GRAD_INV=True, BLOCK=ELEMENTWISE_BLOCK)),
+        (_prepare_backward_kernel, dict(HAS_GRAD_SQRT=True, HAS_GRAD_INV=True, BLOCK=ELEMENTWISE_BLOCK, SPLIT=split)),
     )
     for fn, constexprs in elementwise:
         specs.append({"name": f"tiled.{fn.fn.__name__.strip('_')}[BLOCK={ELEMENTWISE_BLOCK}]", "fn": fn,

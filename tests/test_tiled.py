@@ -293,3 +293,73 @@ def test_unscale_reads_column_major_roots():
     tiled.unscale_roots(norm, sqrt_hat=x, inv_hat=x, sqrt_out=sqrt_out, inv_out=inv_out)
     assert torch.equal(sqrt_out, reference.unscale(x, norm, inverse=False))
     torch.testing.assert_close(inv_out, reference.unscale(x, norm, inverse=True), rtol=2e-7, atol=0)
+
+
+# ---------------------------------------------------------------------------------------
+# tf32x3: operands split once into TF32 planes when stored, three "tf32" products per K step.
+# The split is integer bit operations (`tf32_split.split`), which the interpreter runs, so the
+# kernels compute what `emulation` does in torch up to summation order.
+
+
+def test_a_split_product_is_the_emulated_tf32x3_product():
+    """One product from split buffers. X I is exact in float32 at any summation order, so it
+    shows the rounding itself: bit for bit `emulation.matmul(X, I, "tf32x3")` = hi + lo, which
+    is not X (lo is truncated to TF32; the exact-input product gives X back). A general product
+    is the three-term product to float32 summation, and the stored planes are the split."""
+    from tritonsqrt.numerics import emulation
+
+    n = 130
+    torch.manual_seed(41)
+    x = torch.rand(1, n, n) + 1.0
+    split = lambda t: torch.stack((t, *emulation.split_tf32(t)))[0]  # noqa: E731
+    out = tiled.split_buffer(1, n, torch.float32, x.device)
+    tiled.product(split(x), split(torch.eye(n).expand(1, n, n)), out, symmetric=False, precision="tf32x3")
+    high, low = emulation.split_tf32(x)
+    assert torch.equal(out, emulation.matmul(x, torch.eye(n), "tf32x3")) and torch.equal(out, high + low)
+    assert (out != x).float().mean() > 0.1  # measured 0.12: where the low part lost bits
+
+    y = torch.rand(1, n, n) + 1.0
+    tiled.product(split(x), split(y), out, symmetric=False, precision="tf32x3")
+    y_high, y_low = emulation.split_tf32(y)
+    three = high.double() @ y_high.double() + low.double() @ y_high.double() + high.double() @ y_low.double()
+    assert _rel(out, three) <= 2e-7  # measured 1.1e-7: float32 summation
+    stored = out._base  # the (3, 1, n, n) buffer: values, high, low
+    out_high, out_low = emulation.split_tf32(out)
+    assert torch.equal(stored[1], out_high) and torch.equal(stored[2], out_low)
+
+
+@pytest.mark.parametrize("n", [65, 96, 130])
+def test_tf32x3_matches_the_emulated_torch_path(n):
+    """Both roots and both gradients of scaled_ns at tf32x3 against the torch path at tf32x3
+    (emulated products), kappa 1e2: the same rounding, so held to 2e-5 (measured 4.5e-7 to 2.7e-6)."""
+    a = spd_with_condition(1, n, 1e2, seed=n)
+    g_sqrt, g_inv = random_symmetric(1, n, seed=n + 1), random_symmetric(1, n, seed=n + 2)
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, max_condition=1e2, ns_iterations=4,
+                precision="tf32x3")
+    sqrt_ours, inv_ours, saved_ours = tiled_path.roots_forward(a, plan, True, True, True)
+    sqrt_ref, inv_ref, saved_ref = torch_path.roots_forward(a, plan, True, True, True)
+    assert _rel(sqrt_ours, sqrt_ref) <= 2e-5 and _rel(inv_ours, inv_ref) <= 2e-5
+    assert torch.equal(sqrt_ours, sqrt_ours.mT) and torch.equal(inv_ours, inv_ours.mT)
+    expected = torch_path.roots_backward(plan, saved_ref, g_sqrt, g_inv)
+    assert _rel(tiled_path.roots_backward(plan, saved_ref, g_sqrt, g_inv), expected) <= 2e-5
+    assert _rel(tiled_path.roots_backward(plan, saved_ours, g_sqrt, g_inv), expected) <= 2e-5
+
+
+@pytest.mark.parametrize("n", [65, 96, 130])
+@pytest.mark.parametrize("op", ["sqrtm", "inv_sqrtm"])
+def test_tf32x3_as_accurate_as_the_emulated_torch_path_when_ill_conditioned(n, op):
+    """Root and gradient errors against float64 eigh at kappa 1e6, scaled_ns at tf32x3 through
+    the public op: the tiled kernels within 1.2x of the torch path's emulated tf32x3."""
+    import tritonsqrt
+
+    from tritonsqrt.testing import measure
+
+    fn = getattr(tritonsqrt, op)
+    a = spd_with_condition(1, n, 1e6, seed=n)
+    grad = random_symmetric(1, n, seed=n + 1)
+    errors = {backend: measure(lambda x: fn(x, method="scaled_ns", backend=backend, precision="tf32x3"), a, grad,
+                               op == "inv_sqrtm")
+              for backend in ("torch", "triton")}
+    (torch_forward, torch_gradient), (tiled_forward, tiled_gradient) = errors["torch"], errors["triton"]
+    assert tiled_forward <= 1.2 * torch_forward, errors
+    assert tiled_gradient <= 1.2 * torch_gradient, errors

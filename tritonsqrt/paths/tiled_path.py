@@ -15,6 +15,8 @@ Intermediates live in buffers that no launch both reads and writes (they alterna
 tuner can rerun any launch. Nothing synchronises with the host. Every stored iterate is exactly
 symmetric; the Newton–Schulz updates average each tile with its mirror rather than mirror one
 triangle (as accurate as the torch path at kappa 1e6: docs/large-and-tuning.md, "Symmetry").
+With tf32x3 every buffer a product reads is a `tiled.split_buffer` (values, TF32 high and low
+planes), the planes written by the launch that writes the values (docs/large-and-tuning.md, "tf32x3").
 """
 
 from __future__ import annotations
