@@ -70,6 +70,7 @@ PRODUCT_LOOPS = {
 # Shared memory a block may use on A100 (sm_80); H100 (sm_90) allows 232448. Static lists
 # (compile_specs) are pruned for the smaller one, launches for the device's own.
 SM80_SHARED_MEMORY = 166912
+SM90_SHARED_MEMORY = 232448
 
 
 def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False,

@@ -45,7 +45,7 @@ from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
 from .tile_blocks import (load_block, norm_scalars, operand_plane, product_tile, step_norm, store_block, store_output,
                           store_root, store_split, store_symmetric, symmetric_part_tile, tile_indices, tile_position)
-from .spaces import SM80_SHARED_MEMORY, candidate_configs, shared_memory_per_block
+from .spaces import SM80_SHARED_MEMORY, SM90_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
 from tritonsqrt.constants import PRECISIONS, dtype_name as _dtype_name
 from tritonsqrt.tuning import cache as tuning
@@ -703,9 +703,12 @@ def _signature(fn, compute: str, io: str, constexprs: dict) -> dict:
 
 
 def compile_specs(n: int, dtype_name: str) -> list[dict]:
-    """Every tiled kernel with every config of its autotune space at size n (pruned for sm_80's
-    shared memory) and every dot precision, as dicts for `triton.compile`; the element-wise
-    kernels with their one setting."""
+    """Every tiled kernel with every config of its autotune space at size n and every dot
+    precision, as dicts for `triton.compile`; the element-wise kernels with their one setting.
+
+    The space is pruned for each arch's shared memory: a config that keeps more pipeline stages
+    on sm_90 than on sm_80 (tf32x3 loads four planes a step) is a spec of its own, compiled for
+    sm_90 only ("archs")."""
     compute = {"float32": "fp32", "float64": "fp64"}[dtype_name]
     io = "bf16" if dtype_name == "float32" else "fp64"
     specs = []
@@ -713,7 +716,9 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
         fn = _KERNELS[kernel_name]
         for flags in variants:
             for precision in PRECISIONS if dtype_name == "float32" else ("ieee",):
-                for config in candidate_configs(kernel_name, n, dtype_name, precision):
+                on_sm80 = candidate_configs(kernel_name, n, dtype_name, precision)
+                on_sm90 = candidate_configs(kernel_name, n, dtype_name, precision, shared_memory=SM90_SHARED_MEMORY)
+                for config in on_sm80 + [c for c in on_sm90 if c not in on_sm80]:
                     constexprs = dict(flags, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"], GROUP=config["GROUP"],
                                       PRECISION=precision)
                     if "PARTIALS" in fn.arg_names:
@@ -726,6 +731,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                         "fn": fn, "signature": _signature(fn, compute, io, constexprs), "constexprs": constexprs,
                         "num_warps": config["num_warps"], "num_stages": config["num_stages"],
                         "options": TILED_LAUNCH_OPTIONS,
+                        **({} if config in on_sm80 else {"archs": ("sm_90",)}),
                     })
     split = dtype_name == "float32"  # the planes' writes (tf32x3), the heavier variant
     elementwise = (

@@ -328,7 +328,7 @@ def test_a_split_product_is_the_emulated_tf32x3_product():
     assert torch.equal(stored[1], out_high) and torch.equal(stored[2], out_low)
 
 
-@pytest.mark.parametrize("n", [65, 96, 130])
+@pytest.mark.parametrize("n", [65, 96])  # 130 (a third tile row): the kappa 1e6 test below
 def test_tf32x3_matches_the_emulated_torch_path(n):
     """Both roots and both gradients of scaled_ns at tf32x3 against the torch path at tf32x3
     (emulated products), kappa 1e2: the same rounding, so held to 2e-5 (measured 4.5e-7 to 2.7e-6)."""
