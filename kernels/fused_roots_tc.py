@@ -15,9 +15,8 @@ decides how many programs share an SM (docs/fused-kernels.md, "Tensor-core kerne
 - indices are int32 tensors and each output is addressed from one scalar base pointer, so no
   64-bit offset per element lives through the iteration or the stores (those spilled 400-500
   bytes around the loop at 255 registers);
-- Z is split again for its second product (an opaque + 0.0 keeps the compiler from reusing the
-  first split), so its TF32 parts are not live while T's are formed: the step loop peaks at
-  seven 64x64 matrices' worth of registers, not eight;
+- Y, T and Z are split again for their second product (an opaque + 0.0 keeps the compiler from
+  reusing the first split), so no iterate's TF32 parts stay live between its two products;
 - the roots are unscaled and stored one at a time.
 """
 
