@@ -649,15 +649,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
             constexprs = dict(method_flags, STORE_SQRT=True, SAVE_SQRT=separate, STORE_INV=True, SAVE_INV=separate,
                               BLOCK=config["BLOCK"], MATRICES=config["MATRICES"], STREAM=config["STREAM"],
                               CHUNK=config["CHUNK"], SCRATCH_SLOTS=config["SCRATCH_SLOTS"], PRECISION=precision)
-            pointers = {"a_ptr": io_element, "sqrt_ptr": io_element, "inv_ptr": io_element}
-            signature = {}
-            for name in fn.arg_names:
-                if name in constexprs:
-                    signature[name] = "constexpr"
-                elif name.endswith("_ptr"):
-                    signature[name] = "*" + pointers.get(name, element)
-                else:  # strides, lengths, batch, n; eps halves are float32
-                    signature[name] = "fp32" if name.startswith("eps") else "i32"
+            signature = _signature(fn, constexprs, io_element, element)
             layout = f"BLOCK={config['BLOCK']},MATRICES={config['MATRICES']}" + (
                 f",STREAM,CHUNK={config['CHUNK']}" if config["STREAM"] else "") + f",warps={config['num_warps']}"
             specs.append({
@@ -667,6 +659,22 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                 **({"archs": old_archs} if old_archs else {}),
             })
     return specs
+
+
+def _signature(fn, constexprs: dict, io_element: str, element: str) -> dict:
+    """`triton.compile` signature of a forward kernel: A and the roots in the input's element
+    type, every other pointer in the compute type; strides, lengths, batch and n int32, the eps
+    halves float32."""
+    pointers = {"a_ptr": io_element, "sqrt_ptr": io_element, "inv_ptr": io_element}
+    signature = {}
+    for name in fn.arg_names:
+        if name in constexprs:
+            signature[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            signature[name] = "*" + pointers.get(name, element)
+        else:
+            signature[name] = "fp32" if name.startswith("eps") else "i32"
+    return signature
 
 
 def _tensor_core_spec(n: int, dtype_name: str, config: dict, precision: str, io_element: str, element: str) -> dict:
@@ -679,15 +687,7 @@ def _tensor_core_spec(n: int, dtype_name: str, config: dict, precision: str, io_
     kernel = fused_roots_tc._newton_schulz_tc_streamed_kernel if streamed else fused_roots_tc._newton_schulz_tc_kernel
     constexprs = dict(STORE_SQRT=True, SAVE_SQRT=True, STORE_INV=True, SAVE_INV=True, BLOCK=config["BLOCK"],
                       PRECISION=precision, TRACE_NORM=False, **({"CHUNK": config["CHUNK"]} if streamed else {}))
-    pointers = {"a_ptr": io_element, "sqrt_ptr": io_element, "inv_ptr": io_element}
-    signature = {}
-    for name in kernel.arg_names:
-        if name in constexprs:
-            signature[name] = "constexpr"
-        elif name.endswith("_ptr"):
-            signature[name] = "*" + pointers.get(name, element)
-        else:
-            signature[name] = "fp32" if name.startswith("eps") else "i32"
+    signature = _signature(kernel, constexprs, io_element, element)
     layout = f"BLOCK={config['BLOCK']}" + (f",CHUNK={config['CHUNK']}" if streamed else "")
     return {"name": f"roots_forward[ns,{config['KERNEL']},{layout},warps={config['num_warps']},{precision}]",
             "fn": kernel, "signature": signature, "constexprs": constexprs,
