@@ -22,7 +22,7 @@ import triton.language as tl
 
 from .launch import LAUNCH_OPTIONS, STREAMED_BACKWARD_LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
 from .spaces import FUSED_MAX_N as MAX_N  # noqa: F401 (tests and callers read MAX_N here)
-from .spaces import TENSOR_CORE_BACKWARD, arch_name, tensor_core_archs
+from .spaces import SYMMETRIC_PANEL_ARCHS, TENSOR_CORE_BACKWARD, arch_name, tensor_core_archs
 from .spaces import fused_lyapunov_candidates as candidate_configs, fused_lyapunov_config as launch_config  # noqa: F401
 from .rounding import divide_rn, sqrt_rn, symmetrize
 from .tables import coefficient_table
@@ -347,7 +347,7 @@ def lyapunov_backward(sqrt_mat, norm, inv_mat, grad_sqrt, grad_inv, steps, preci
         elif config["kernel"] == "tensor_cores_streamed":
             parts = 2 if precision == "tf32x3" else 1
             extra.append(torch.empty((batch, 4, parts, block, block), dtype=compute_dtype, device=device))
-            grid, shape = (batch,), {"CHUNK": config["CHUNK"]}
+            grid, shape = (batch,), {"CHUNK": config["CHUNK"], "SYMMETRIC_PANELS": config["SYMMETRIC_PANELS"]}
         else:
             grid, shape = (triton.cdiv(batch, config["MATRICES"]),), {"MATRICES": config["MATRICES"]}
         _kernel(config["kernel"])[grid](
@@ -401,6 +401,9 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
             kernel_signature["scratch_ptr"] = f"*{element}"
             constexprs["CHUNK"] = config["CHUNK"]
             shape = f"BLOCK={config['BLOCK']},CHUNK={config['CHUNK']}"
+            if "SYMMETRIC_PANELS" in config:
+                constexprs["SYMMETRIC_PANELS"] = config["SYMMETRIC_PANELS"]
+                shape += ",column_panels" if config["SYMMETRIC_PANELS"] else ""
         elif config["kernel"] == "tensor_cores":
             shape = f"BLOCK={config['BLOCK']}"
         else:
@@ -421,5 +424,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
             spec["options"] = STREAMED_BACKWARD_LAUNCH_OPTIONS
         if config["kernel"].startswith("tensor_cores"):  # compiled for the archs it is offered on
             spec["archs"] = tensor_core_archs(TENSOR_CORE_BACKWARD, n, dtype_name, precision)
+            if "SYMMETRIC_PANELS" in config:
+                spec["archs"] = tuple(a for a in spec["archs"] if a in SYMMETRIC_PANEL_ARCHS[config["SYMMETRIC_PANELS"]])
         specs.append(spec)
     return specs

@@ -6,9 +6,11 @@ split into their TF32 parts once (`kernels/tf32_split.py`). Two forms:
   would compute every product twice): whole iterates in registers, each operand split once a
   step (B feeds four products), B^2 C formed as B (B C);
 - `_lyapunov_backward_tc_streamed_kernel` (BLOCK 64, where the register form spills 150-600
-  bytes on sm_90 however the step is ordered): B, C, B C and B^2 live in a per-program scratch
-  as split pairs, written once a step; every product streams K panels of them into shared
-  memory (cp.async, pipelined), so only B, C and one accumulator occupy registers.
+  bytes on sm_90 however the step is ordered): B, C, -B C and 2 B^2 live in a per-program
+  scratch as split pairs, written once a step; every product streams K panels of them into
+  shared memory (cp.async, pipelined), so only B, C and one accumulator occupy registers.
+  Every right operand is B or C (B^2 C as B^2 C, B^3 as B^2 B), which are kept exactly
+  symmetric, so on sm_90 their panels are read as columns (`streamed_product`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import triton.language as tl
 
 from .fused_lyapunov import _load_per_matrix, _root_scale
 from .rounding import divide_rn, symmetrize
-from .tf32_split import split_dot, split_if, store_operand, streamed_product
+from .tf32_split import split_dot, split_if, store_operand, streamed_product, streamed_product_into
 
 
 @triton.jit
@@ -114,9 +116,12 @@ def _lyapunov_backward_tc_streamed_kernel(
     BLOCK: tl.constexpr,
     CHUNK: tl.constexpr,
     PRECISION: tl.constexpr,
+    SYMMETRIC_PANELS: tl.constexpr = True,
 ):
     """As `_lyapunov_backward_tc_kernel`, plus scratch_ptr: [batch, 4, PARTS, BLOCK, BLOCK] float32
-    (PARTS = 2 for tf32x3, else 1), written before read; CHUNK: the K panel of the products."""
+    (PARTS = 2 for tf32x3, else 1), written before read; CHUNK: the K panel of the products;
+    SYMMETRIC_PANELS: read the right operands' panels as columns (`streamed_product`'s
+    SYMMETRIC_Y; `spaces.SYMMETRIC_PANEL_ARCHS` says where)."""
     compute_dtype = sqrt_ptr.dtype.element_ty
     program = tl.program_id(0).to(tl.int64)
     lanes = tl.arange(0, BLOCK)
@@ -131,20 +136,22 @@ def _lyapunov_backward_tc_streamed_kernel(
     if HAS_GRAD_SQRT:
         rhs = symmetrize(_load_matrix(grad_sqrt_ptr, program, grad_sqrt_batch_stride, grad_sqrt_row_stride,
                                       grad_sqrt_col_stride, rows, cols, n).to(compute_dtype))
+    panels: tl.constexpr = SYMMETRIC_PANELS
     if HAS_GRAD_INV:  # - Y sym(dL/dY) Y through the scratch: Y and G in slots 0 and 1, Y G in 2
         y_slot = scratch_ptr + program * 4 * pair
         g_slot = y_slot + pair
         yg_slot = g_slot + pair
-        store_operand(y_slot, _load_matrix(inv_ptr, program, inv_batch_stride, inv_row_stride, inv_col_stride, rows,
-                                           cols, n).to(compute_dtype), tile, BLOCK, PRECISION)
+        store_operand(y_slot, symmetrize(_load_matrix(inv_ptr, program, inv_batch_stride, inv_row_stride,
+                                                      inv_col_stride, rows, cols, n).to(compute_dtype)),
+                      tile, BLOCK, PRECISION)
         store_operand(g_slot, symmetrize(_load_matrix(grad_inv_ptr, program, grad_inv_batch_stride,
                                                       grad_inv_row_stride, grad_inv_col_stride, rows, cols,
                                                       n).to(compute_dtype)), tile, BLOCK, PRECISION)
         tl.debug_barrier()
-        store_operand(yg_slot, streamed_product(y_slot, g_slot, k_end, BLOCK, CHUNK, PRECISION), tile, BLOCK,
-                      PRECISION)
+        store_operand(yg_slot, streamed_product(y_slot, g_slot, k_end, BLOCK, CHUNK, PRECISION, panels), tile,
+                      BLOCK, PRECISION)
         tl.debug_barrier()
-        rhs = rhs - streamed_product(yg_slot, y_slot, k_end, BLOCK, CHUNK, PRECISION)
+        rhs = rhs - streamed_product(yg_slot, y_slot, k_end, BLOCK, CHUNK, PRECISION, panels)
 
     norm = _load_per_matrix(norm_ptr, program, batch, norm_batch_stride, 1).to(compute_dtype)
     scale = _root_scale(norm)
@@ -166,15 +173,19 @@ def _lyapunov_backward_tc_streamed_kernel(
         store_operand(b_slot, b_mat, tile, BLOCK, PRECISION)
         store_operand(c_slot, c_mat, tile, BLOCK, PRECISION)
         tl.debug_barrier()
-        store_operand(x_slot, streamed_product(b_slot, c_slot, k_end, BLOCK, CHUNK, PRECISION), tile, BLOCK,
-                      PRECISION)
-        store_operand(sq_slot, streamed_product(b_slot, b_slot, k_end, BLOCK, CHUNK, PRECISION), tile, BLOCK,
-                      PRECISION)
+        # C <- sym(a C + b (2 B^2 C - (B C) B)), B <- sym(a B + b B^2 B): -B C and 2 B^2 are stored
+        # (exact), so the C update's two products share one accumulator; every right operand is B
+        # or C, stored exactly symmetric, so SYMMETRIC_PANELS may read their panels as columns.
+        store_operand(x_slot, -streamed_product(b_slot, c_slot, k_end, BLOCK, CHUNK, PRECISION, panels), tile,
+                      BLOCK, PRECISION)
+        store_operand(sq_slot, 2 * streamed_product(b_slot, b_slot, k_end, BLOCK, CHUNK, PRECISION, panels), tile,
+                      BLOCK, PRECISION)
         tl.debug_barrier()
-        # C <- sym(a C + 2b B (B C) - b (B C) B), B <- sym(a B + b B B^2)
-        c_mat = a * c_mat + (2 * b) * streamed_product(b_slot, x_slot, k_end, BLOCK, CHUNK, PRECISION)
-        c_mat = symmetrize(c_mat - b * streamed_product(x_slot, b_slot, k_end, BLOCK, CHUNK, PRECISION))
-        b_mat = symmetrize(a * b_mat + b * streamed_product(b_slot, sq_slot, k_end, BLOCK, CHUNK, PRECISION))
+        update = streamed_product(sq_slot, c_slot, k_end, BLOCK, CHUNK, PRECISION, panels)
+        update = streamed_product_into(update, x_slot, b_slot, k_end, BLOCK, CHUNK, PRECISION, panels)
+        c_mat = symmetrize(a * c_mat + b * update)
+        b_mat = symmetrize(a * b_mat + (0.5 * b) * streamed_product(sq_slot, b_slot, k_end, BLOCK, CHUNK, PRECISION,
+                                                                     panels))
 
     grad = symmetrize(0.5 * c_mat)
     lanes = tl.arange(0, BLOCK) + (num_steps < 0).to(tl.int32)  # fresh indices (see fused_roots_tc)

@@ -204,6 +204,13 @@ PRE_TENSOR_CORE_FORWARD_ARCHS = {(64, "float32", "newton_schulz", "tf32x3"): ("s
                                  (64, "float32", "newton_schulz", "tf32"): ("sm_90",)}
 TENSOR_CORE_BACKWARD = {32: ("sm_80", "sm_90"), 64: ("sm_80", "sm_90")}
 
+# The streamed tensor-core backward reads the K panels of its right operands (B and C, stored
+# exactly symmetric) as column panels, K-major, where that pays: on sm_90 TF32 wgmma takes its
+# shared operand K-major only, so a row panel is scattered into shared memory 4 bytes a copy
+# (n = 48: 28.7 -> 24.1 us modeled for B = 64 on H100); on sm_80 it gains nothing and spills
+# 40 bytes (tritonsqrt compile-report), so sm_80 keeps row panels.
+SYMMETRIC_PANEL_ARCHS = {True: ("sm_90",), False: ("sm_80",)}
+
 
 def tensor_core_archs(table: dict, n: int, dtype_name: str, precision: str) -> tuple:
     """The archs a tensor-core kernel of `table` serves at size n ((), none)."""
@@ -313,8 +320,9 @@ def fused_lyapunov_candidates(n: int, dtype_name: str, precision: str = "ieee", 
     candidates = [default]
     if _offers_tensor_cores(TENSOR_CORE_BACKWARD, n, dtype_name, precision, arch):
         if default["BLOCK"] == 64:  # the iterates in a scratch (the register form spills there)
-            candidates.insert(0, {"kernel": "tensor_cores_streamed", "BLOCK": 64, "CHUNK": 16, "num_warps": 4,
-                                  "num_stages": 2})
+            streamed = {"kernel": "tensor_cores_streamed", "BLOCK": 64, "CHUNK": 16, "num_warps": 4, "num_stages": 2}
+            candidates[0:0] = [dict(streamed, SYMMETRIC_PANELS=symmetric) for symmetric in (True, False)
+                               if arch is None or arch in SYMMETRIC_PANEL_ARCHS[symmetric]]
         else:  # 2 warps: mma.sync tiles of 16 rows, so 4 warps would compute a 32-row product twice
             candidates.insert(0, {"kernel": "tensor_cores", "BLOCK": default["BLOCK"], "num_warps": 2,
                                   "num_stages": 1})

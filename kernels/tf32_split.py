@@ -92,7 +92,8 @@ def store_operand(slot, x, tile, BLOCK: tl.constexpr, PRECISION: tl.constexpr):
 
 
 @triton.jit
-def streamed_product(x_slot, y_slot, k_end, BLOCK: tl.constexpr, CHUNK: tl.constexpr, PRECISION: tl.constexpr):
+def streamed_product(x_slot, y_slot, k_end, BLOCK: tl.constexpr, CHUNK: tl.constexpr, PRECISION: tl.constexpr,
+                     SYMMETRIC_Y: tl.constexpr = False):
     """X Y for operands written by `store_operand`, CHUNK columns of X (rows of Y) at a time up
     to k_end (n rounded up to CHUNK: the zero padding beyond n adds nothing, so n = 48 does
     48-deep products).
@@ -100,21 +101,44 @@ def streamed_product(x_slot, y_slot, k_end, BLOCK: tl.constexpr, CHUNK: tl.const
     The panels go from the scratch to shared memory without passing through registers (Triton
     pipelines loads that feed only a tl.dot in a loop, num_stages >= 2), and all three tf32x3
     terms accumulate in place in one accumulator: a NaN of the small terms is kept (an
-    infinite operand gives NaN rather than inf; both are non-finite)."""
+    infinite operand gives NaN rather than inf; both are non-finite).
+
+    SYMMETRIC_Y: Y is stored exactly symmetric (bit for bit: a transpose that differs by
+    rounding is not enough, the Newton–Schulz forward then grows its antisymmetric part step by
+    step), so its K panel is read as the transpose of a panel of its columns. TF32 wgmma takes
+    its shared-memory operand K-major only (PTX ISA, "wgmma.mma_async": transposition is for
+    16-bit types), so a row panel of Y is scattered there 4 bytes a copy; a column panel is
+    K-major already and moves 16 bytes a copy (sm_90: 141 -> 103 instructions a K panel)."""
+    total = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
+    return streamed_product_into(total, x_slot, y_slot, k_end, BLOCK, CHUNK, PRECISION, SYMMETRIC_Y)
+
+
+@triton.jit
+def streamed_product_into(total, x_slot, y_slot, k_end, BLOCK: tl.constexpr, CHUNK: tl.constexpr,
+                          PRECISION: tl.constexpr, SYMMETRIC_Y: tl.constexpr):
+    """total + X Y, as `streamed_product` (a sum of products in one accumulator, no pass of its own)."""
     lanes = tl.arange(0, BLOCK)
     panel = tl.arange(0, CHUNK)
-    total = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
     for k in range(0, k_end, CHUNK):
+        k = tl.multiple_of(k, CHUNK)
         x_offsets = lanes[:, None] * BLOCK + (k + panel)[None, :]
-        y_offsets = (k + panel)[:, None] * BLOCK + lanes[None, :]
+        if SYMMETRIC_Y:
+            y_offsets = x_offsets
+        else:
+            y_offsets = (k + panel)[:, None] * BLOCK + lanes[None, :]
         x_high = tl.load(x_slot + x_offsets)
         y_high = tl.load(y_slot + y_offsets)
         if PRECISION == "tf32x3":
             x_low = tl.load(x_slot + BLOCK * BLOCK + x_offsets)
             y_low = tl.load(y_slot + BLOCK * BLOCK + y_offsets)
+            if SYMMETRIC_Y:
+                y_high = tl.trans(y_high)
+                y_low = tl.trans(y_low)
             total = tl.dot(x_low, y_high, total, input_precision="tf32")
             total = tl.dot(x_high, y_low, total, input_precision="tf32")
             total = tl.dot(x_high, y_high, total, input_precision="tf32")
         else:
+            if SYMMETRIC_Y:
+                y_high = tl.trans(y_high)
             total = tl.dot(x_high, y_high, total, input_precision=PRECISION)
     return total

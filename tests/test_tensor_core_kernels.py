@@ -19,7 +19,7 @@ import triton.language as tl  # noqa: E402
 
 from tritonsqrt import testing  # noqa: E402
 from tritonsqrt.constants import compute_dtype_for  # noqa: E402
-from tritonsqrt.kernels import fused_roots, spaces  # noqa: E402
+from tritonsqrt.kernels import fused_lyapunov, fused_roots, spaces  # noqa: E402
 from tritonsqrt.kernels.fused_lyapunov import lyapunov_backward  # noqa: E402
 from tritonsqrt.kernels.tf32_split import split, split_dot  # noqa: E402
 from tritonsqrt.numerics import emulation  # noqa: E402
@@ -81,6 +81,10 @@ def test_tensor_core_kernels_are_the_defaults_where_offered():
     assert backward[0]["kernel"] == "tensor_cores" and len(backward) >= 2
     backward = spaces.fused_lyapunov_candidates(64, "float32", "tf32x3", arch="sm_90")
     assert backward[0]["kernel"] == "tensor_cores_streamed" and len(backward) >= 2
+    assert backward[0]["SYMMETRIC_PANELS"] and all(c.get("SYMMETRIC_PANELS") is not False for c in backward)
+    sm80 = spaces.fused_lyapunov_candidates(48, "float32", "tf32x3", arch="sm_80")
+    assert sm80[0]["kernel"] == "tensor_cores_streamed" and sm80[0]["SYMMETRIC_PANELS"] is False
+    assert spaces.fused_lyapunov_candidates(64, "float32", "tf32x3", interpreter=True)[0]["SYMMETRIC_PANELS"]
 
 
 STREAMED_FORWARD = {"KERNEL": "tensor_cores_streamed", "BLOCK": 64, "MATRICES": 1, "STREAM": True, "CHUNK": 16,
@@ -152,6 +156,24 @@ def test_backward_matches_emulated_torch_path(grads, n):
     want = torch_path.roots_backward(plan, saved, grad_sqrt, grad_inv)
     assert worst(got, want) <= TOLERANCE
     assert torch.equal(got, got.mT)  # symmetric bit for bit
+
+
+@pytest.mark.parametrize("n", (40, 64))
+def test_streamed_backward_row_panels_are_the_column_panels(n, monkeypatch):
+    """sm_80's configuration (row panels) against the default (column panels, sm_90): B and C
+    are exactly symmetric, so the two read the same numbers."""
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, precision="tf32x3")
+    a = testing.spd_with_condition(3, n, 1e4, seed=n)
+    _, _, saved = torch_path.roots_forward(a, plan, want_sqrt=True, want_inv=True, need_backward=True)
+    gen = torch.Generator().manual_seed(n)
+    grad_sqrt, grad_inv = torch.randn(3, n, n, generator=gen), torch.randn(3, n, n, generator=gen)
+    columns = lyapunov_backward(saved[0], saved[1], saved[2], grad_sqrt, grad_inv, plan.backward_steps, "tf32x3")
+    rows_config = dict(spaces.fused_lyapunov_candidates(n, "float32", "tf32x3", arch="sm_80")[0])
+    assert rows_config["SYMMETRIC_PANELS"] is False
+    monkeypatch.setattr(fused_lyapunov, "candidate_configs", lambda *args, **kwargs: [dict(rows_config)])
+    rows = lyapunov_backward(saved[0], saved[1], saved[2], grad_sqrt, grad_inv, plan.backward_steps, "tf32x3")
+    assert worst(rows, columns) <= 1e-6
+    assert worst(rows, torch_path.roots_backward(plan, saved, grad_sqrt, grad_inv)) <= TOLERANCE
 
 
 @pytest.mark.parametrize("n", (24, 40))
