@@ -20,6 +20,7 @@ bandwidth or FLOPs over the product rate of the precision, plus one launch laten
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 
@@ -52,7 +53,8 @@ def needed_specs(n: int, precision: str) -> list[tuple[str, int, dict]]:
     chosen, seen = [], set()
     prefixes = {prefix for prefix, _, _ in _launch_plan(n, 1, "inv_sqrtm", backward=True)}
     for index, spec in enumerate(tiled.compile_specs(n, "float32")):
-        variant = spec["name"].split("BLOCK=")[0]  # kernel and flags: the first config of each
+        # kernel and flags: the first config of each (a split config is a config, not a variant)
+        variant = re.sub(r"SPLIT_PROGRAMS=\d+,", "", spec["name"].split("BLOCK=")[0])
         if spec["constexprs"].get("PRECISION", precision) != precision or variant in seen or \
                 not any(spec["name"].startswith(prefix) for prefix in prefixes):
             continue
@@ -77,10 +79,12 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool) -> list[tuple[str,
     # 0: a program per tile; UPPER_TILES: the kernel works on the tiles on and above the diagonal
     # only (the others return at once), so those are the programs timed.
     bands = math.ceil(n / ELEMENTWISE_BLOCK)
-    launches = [("tiled.prepare_forward_kernel[", bands * batch, 1),
-                ("tiled.newton_schulz_step[FIRST=1", UPPER_TILES, 1)]
-    launches += [("tiled.product[SYMMETRIC=0", 0, 1),
-                 ("tiled.newton_schulz_step[FIRST=0", UPPER_TILES, 1)] * (forward_steps - 1)
+    # The steps between the first and the last have a compiled variant (and space) of their own;
+    # the first is timed as compiled, with the unscale epilogue (`tiled._COMPILE_VARIANTS`).
+    step = "tiled.newton_schulz_step[FIRST={},UPDATE_Y=1,UPDATE_Z=1,UNSCALE={}"
+    launches = [("tiled.prepare_forward_kernel[", bands * batch, 1), (step.format(1, 1), UPPER_TILES, 1)]
+    launches += [("tiled.product[SYMMETRIC=0", 0, 1), (step.format(0, 0), UPPER_TILES, 1)] * (forward_steps - 2)
+    launches += [("tiled.product[SYMMETRIC=0", 0, 1), (step.format(0, 1), UPPER_TILES, 1)] * (forward_steps > 1)
     if backward:
         launches.append(("tiled.prepare_backward_kernel[", bands * bands * batch, 1))
         if op == "inv_sqrtm":
@@ -92,11 +96,12 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool) -> list[tuple[str,
 def _programs(row: dict, programs: int, n: int, batch: int) -> int:
     if programs == -1:
         return math.ceil(batch / row["constexprs"].get("MATRICES", 1))
+    split = row["constexprs"].get("SPLIT_PROGRAMS", 1)  # tiled: programs a tile (`tiled._split_roles`)
     if programs == 0:  # a product kernel: one program per output tile
-        return math.ceil(n / row["constexprs"]["BLOCK"]) ** 2 * batch
+        return math.ceil(n / row["constexprs"]["BLOCK"]) ** 2 * batch * split
     if programs == UPPER_TILES:  # a symmetric result: the tiles on and above the diagonal
         tiles = math.ceil(n / row["constexprs"]["BLOCK"])
-        return tiles * (tiles + 1) // 2 * batch
+        return tiles * (tiles + 1) // 2 * batch * split
     return programs
 
 

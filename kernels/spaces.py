@@ -27,6 +27,7 @@ GPU_SPACE = {
         "power_step": _ONE_PRODUCT,
         "product": _ONE_PRODUCT,
         "newton_schulz_step": _PRODUCTS,
+        "newton_schulz_step_ends": _PRODUCTS,
         "lyapunov_products": _PRODUCTS,
         "lyapunov_update": ((64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),  # 3 stages: 8 bytes of spill, tf32x3 sm_90
     },
@@ -34,6 +35,7 @@ GPU_SPACE = {
         "power_step": ((32, 16, 1, 4, 2), (32, 32, 1, 4, 2)),
         "product": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2), (32, 32, 1, 4, 2)),
         "newton_schulz_step": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
+        "newton_schulz_step_ends": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
         "lyapunov_products": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
         "lyapunov_update": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
     },
@@ -45,24 +47,33 @@ GPU_SPACE = {
 # Left out for spilling: 128-wide tiles (the product's SYMMETRIC=1 variant 0.7-0.8 KB, the
 # other kernels 1-4 KB), 64-wide ones at 4 warps in the power step and the kernels with two
 # or more products (8-264 bytes), but for the Lyapunov update at BLOCK_K 8 and 2 stages.
+# A sixth entry, 2, splits a two-result kernel's results over two programs a tile
+# (`tiled._split_roles`): one accumulator a program, so 64-wide tiles at 4 warps (full-width
+# wgmma on sm_90) fit. The first and last Newton–Schulz steps keep a space of their own, unsplit:
+# their epilogues (the norm, the unscale) spill 96-144 bytes in a split program.
 TF32X3_SPACE = {
     "power_step": _ONE_PRODUCT,
     "product": ((64, 16, 8, 4, 3), (64, 32, 8, 8, 3), (32, 16, 1, 4, 3)),
-    "newton_schulz_step": ((32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
-    "lyapunov_products": ((32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
+    "newton_schulz_step": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
+    "newton_schulz_step_ends": ((32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
+    "lyapunov_products": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
     "lyapunov_update": ((64, 8, 8, 4, 2), (64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),
 }
 # The interpreter runs programs one after another at a fixed cost per operation: 64-wide
 # tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
 # still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
 # (tests/test_tiled.py also runs 32-wide tiles).
-INTERPRETER_SPACE = ((64, 64, 2, 1, 1), (64, 32, 1, 1, 1))
+INTERPRETER_SPACE = ((64, 64, 2, 1, 1, 2), (64, 32, 1, 1, 1))
+# The spaces whose kernels may split their two results over two programs (`tiled._split_roles`);
+# for the others a sixth entry is ignored.
+SPLIT_SPACES = ("newton_schulz_step", "lyapunov_products")
 
 # Product loops per program of each tuned kernel, each pipelining 2 operand tiles a step
 # (shared memory is counted as if the loops' buffers were not reused).
 PRODUCT_LOOPS = {
     "power_step": 1,
     "newton_schulz_step": 4,  # Y M and M Z, each with its mirror tile
+    "newton_schulz_step_ends": 4,
     "product": 1,
     "lyapunov_products": 2,
     "lyapunov_update": 4,
@@ -85,8 +96,12 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
     # tf32x3 loads each operand tile as its two TF32 planes (split once, when stored).
     planes = 2 if precision == "tf32x3" and dtype_name == "float32" else 1
     loads = 2 * planes * PRODUCT_LOOPS[kernel_name]
-    return [dict(config) for config in _pruned(tuple(space), loads, triton.next_power_of_2(n),
-                                               8 if dtype_name == "float64" else 4, interpreter, shared_memory)]
+    configs = [dict(config) for config in _pruned(tuple(space), loads, triton.next_power_of_2(n),
+                                                  8 if dtype_name == "float64" else 4, interpreter, shared_memory)]
+    if kernel_name not in SPLIT_SPACES:
+        configs = [dict(config, SPLIT_PROGRAMS=1) for config in configs]
+        configs = [config for i, config in enumerate(configs) if config not in configs[:i]]
+    return configs
 
 
 @functools.lru_cache(maxsize=None)
@@ -94,18 +109,20 @@ def _pruned(space: tuple, loads: int, n_pow2: int, element: int, interpreter: bo
     # No tile wider than the matrix needs, but always the narrowest entries.
     largest_block = max(n_pow2, min(entry[0] for entry in space))
     configs = []
-    for block, block_k, group, warps, stages in space:
+    for block, block_k, group, warps, stages, *split in space:
         if block > largest_block:
             continue
         if not interpreter:
-            # Pipelined operand tiles, plus one output tile of scratch for the mirrored store.
-            needed = lambda s: (s * loads * block * block_k + block * block) * element  # noqa: E731
+            # Pipelined operand tiles (a split program runs its share of the loops), plus one
+            # output tile of scratch for the mirrored store.
+            program_loads = loads // (split[0] if split else 1)
+            needed = lambda s: (s * program_loads * block * block_k + block * block) * element  # noqa: E731
             while stages > 2 and needed(stages) > shared_memory:
                 stages -= 1
             if needed(stages) > shared_memory:
                 continue
         configs.append((("BLOCK", block), ("BLOCK_K", block_k), ("GROUP", group), ("num_warps", warps),
-                        ("num_stages", stages)))
+                        ("num_stages", stages), ("SPLIT_PROGRAMS", split[0] if split else 1)))
     return tuple(configs)
 
 

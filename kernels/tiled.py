@@ -193,7 +193,7 @@ def _newton_schulz_step_kernel(
     FIRST: tl.constexpr, UPDATE_Y: tl.constexpr, UPDATE_Z: tl.constexpr, UNSCALE: tl.constexpr,
     STORE_Y: tl.constexpr, SAVE_Y: tl.constexpr, STORE_Z: tl.constexpr, SAVE_Z: tl.constexpr,
     PARTIALS: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr,
-    PRECISION: tl.constexpr, TRACE_NORM: tl.constexpr,
+    PRECISION: tl.constexpr, TRACE_NORM: tl.constexpr, SPLIT_PROGRAMS: tl.constexpr = 1,
 ):
     """One coupled Newton–Schulz update (`reference.coupled_newton_schulz`) with T = a I + b Z Y.
 
@@ -214,9 +214,29 @@ def _newton_schulz_step_kernel(
     STORE_*, SAVE_*: with UNSCALE, which of the output and saved copies to write.
     PARTIALS, BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     TRACE_NORM: ns (iSQRT-COV): norm_ptr already holds tr W, the divisor in place of ||W||_F.
+    SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): after the first
+        step, program 0 of a tile forms Y', program 1 Z' (one accumulator a program; without
+        UNSCALE); the first step, one product, is formed by program 0 alone.
     """
     matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
-    if tile_row <= tile_col:
+    if SPLIT_PROGRAMS == 2 and not FIRST and not UNSCALE:
+        if tile_row <= tile_col:
+            # Y' = a Y + b sym(Y M) or Z' = a Z + b sym(M Z): one form, the operands chosen per program.
+            first_role = _split_roles()
+            base = matrix * n * n
+            left = tl.where(first_role, y_ptr, m_ptr) + base
+            right = tl.where(first_role, m_ptr, z_ptr) + base
+            previous = tl.where(first_role, y_ptr, z_ptr) + base
+            out = tl.where(first_role, y_out_ptr, z_out_ptr) + base
+            rows = tile_indices(tile_row, BLOCK)
+            cols = tile_indices(tile_col, BLOCK)
+            plane = operand_plane(n, BLOCK)
+            acc = symmetric_part_tile(tl.zeros((BLOCK, BLOCK), dtype=norm_ptr.dtype.element_ty), left, right, rows,
+                                      cols, tile_row == tile_col, n, plane, BLOCK_K, PRECISION)
+            new = tl.load(steps_ptr + 2 * step) * load_block(previous, rows, cols, n) + \
+                tl.load(steps_ptr + 2 * step + 1) * acc
+            store_split(out, new, rows, cols, n, plane, True, PRECISION == "tf32x3")
+    elif (tile_row <= tile_col) & (tl.program_id(1) == 0):
         compute_dtype = norm_ptr.dtype.element_ty
         base = matrix * n * n
         y_ptr += base
@@ -423,12 +443,15 @@ def _prepare_backward_kernel(
 def _lyapunov_products_kernel(
     b_ptr, c_ptr, b_sq_ptr, b_c_ptr, n,
     BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
+    SPLIT_PROGRAMS: tl.constexpr = 1,
 ):
     """B^2 and B C of one sign-iteration step, in one launch.
 
     b_ptr, c_ptr: B and C (symmetric), of shape [batch, n, n], contiguous, compute dtype.
     b_sq_ptr: B^2 (symmetric: upper tiles computed, mirrored). b_c_ptr: B C (every tile).
     n: matrix size. BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
+    SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): program 0 of a
+        tile forms B C, program 1 B^2.
     """
     compute_dtype = b_ptr.dtype.element_ty
     matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
@@ -437,14 +460,36 @@ def _lyapunov_products_kernel(
     cols = tile_indices(tile_col, BLOCK)
     zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
     plane = operand_plane(n, BLOCK)
-    # Both products before any store (see `_newton_schulz_step_kernel`).
-    b_c = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
-    b_sq = zeros
-    if tile_row <= tile_col:
-        b_sq = product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
-    store_split(b_c_ptr + base, b_c, rows, cols, n, plane, False, PRECISION == "tf32x3")
-    if tile_row <= tile_col:
-        store_split(b_sq_ptr + base, b_sq, rows, cols, n, plane, True, PRECISION == "tf32x3")
+    if SPLIT_PROGRAMS == 2:
+        first_role = _split_roles()  # B C; else B^2, on and above the diagonal
+        if first_role | (tile_row <= tile_col):
+            acc = product_tile(zeros, b_ptr + base, tl.where(first_role, c_ptr, b_ptr) + base, rows, cols, n, plane,
+                               BLOCK_K, PRECISION)
+            if first_role:
+                store_split(b_c_ptr + base, acc, rows, cols, n, plane, False, PRECISION == "tf32x3")
+            else:
+                store_split(b_sq_ptr + base, acc, rows, cols, n, plane, True, PRECISION == "tf32x3")
+    else:
+        # Both products before any store (see `_newton_schulz_step_kernel`).
+        b_c = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
+        b_sq = zeros
+        if tile_row <= tile_col:
+            b_sq = product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
+        store_split(b_c_ptr + base, b_c, rows, cols, n, plane, False, PRECISION == "tf32x3")
+        if tile_row <= tile_col:
+            store_split(b_sq_ptr + base, b_sq, rows, cols, n, plane, True, PRECISION == "tf32x3")
+
+
+@triton.jit
+def _split_roles():
+    """Whether this program forms the first of a two-result kernel's results (SPLIT_PROGRAMS = 2).
+
+    Such a launch has a second grid axis of 2: program 0 of a tile forms the first result,
+    program 1 the second, each with one accumulator and its operand tiles rather than two,
+    which is what lets 64-wide tiles at 4 warps (one warpgroup: full-width wgmma on sm_90) fit
+    without spilling. The roles differ only in their operand pointers, chosen per program, so
+    one product loop is compiled, not two behind a branch (that spilled 300-350 bytes)."""
+    return tl.program_id(1) == 0
 
 
 @triton.jit
@@ -503,6 +548,10 @@ ELEMENTWISE_BLOCK = 32
 ELEMENTWISE_WARPS = 4
 
 
+# Kernels with two results that may form them in two programs (SPLIT_PROGRAMS, `_split_roles`;
+# `spaces.SPLIT_SPACES` names their autotune spaces).
+SPLIT_KERNELS = ("newton_schulz_step", "lyapunov_products")
+
 _KERNELS = {
     "power_step": _power_step_kernel,
     "newton_schulz_step": _newton_schulz_step_kernel,
@@ -512,24 +561,27 @@ _KERNELS = {
 }
 
 
-def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision: str, args: tuple, flags: dict):
+def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision: str, args: tuple, flags: dict,
+                  space: str | None = None):
     """Select the config of one launch through `tuning.select_config` and launch it.
 
     like: a (batch, n, n) tensor of the compute dtype on the launch device (sizes the grid).
     variant: the flags that change the kernel's work (part of the tuning key).
+    space: the autotune space's name (`spaces.candidate_configs`), the kernel's by default.
     """
     kernel = _KERNELS[kernel_name]
     batch, n = like.shape[0], like.shape[-1]
     dtype_name = _dtype_name(like.dtype)
     precision = dot_precision(dtype_name, precision)
     on_gpu = like.device.type == "cuda"
-    candidates = candidate_configs(kernel_name, n, dtype_name, precision, interpreter=not on_gpu,
+    candidates = candidate_configs(space or kernel_name, n, dtype_name, precision, interpreter=not on_gpu,
                                    shared_memory=shared_memory_per_block(like.device) if on_gpu else SM80_SHARED_MEMORY)
     key = tuning_key(tuning.size_bucket(n), dtype_name, precision, variant)
 
     def run(config):
-        grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch,)
-        kernel[grid](*args, **flags, PRECISION=precision, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"],
+        grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch, config["SPLIT_PROGRAMS"])
+        split = {"SPLIT_PROGRAMS": config["SPLIT_PROGRAMS"]} if kernel_name in SPLIT_KERNELS else {}
+        kernel[grid](*args, **flags, **split, PRECISION=precision, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"],
                      GROUP=config["GROUP"], num_warps=config["num_warps"], num_stages=config["num_stages"],
                      **TILED_LAUNCH_OPTIONS)
 
@@ -606,7 +658,9 @@ def newton_schulz_step(y, z, m, table, step: int, norm, partials=None, *, y_out=
                  STORE_Z=unscale and z_out is not None, SAVE_Z=unscale and z_saved is not None,
                  PARTIALS=triton.next_power_of_2(num_partials), TRACE_NORM=trace_norm)
     variant = ("first" if first else "next") + ("-y" if update_y else "") + ("-z" if update_z else "")
-    _launch_tuned("newton_schulz_step", variant, y, precision, args, flags)
+    # The first and last steps' epilogues take more registers: a space (and tuning keys) of their own.
+    _launch_tuned("newton_schulz_step", variant + ("-unscale" if unscale else ""), y, precision, args, flags,
+                  space="newton_schulz_step_ends" if first or unscale else None)
 
 
 def product(x, y, out, *, e=None, alpha: float = 1.0, beta: float = 0.0, norm=None, symmetric: bool,
@@ -667,7 +721,11 @@ _COMPILE_VARIANTS = {
         dict(FIRST=False, WRITE_Z=False, WRITE_POWER=True, FIRST_POLY=True, SECOND_POLY=True, UNSCALE=True,
              STORE_FIRST=True, SAVE_FIRST=True, STORE_SECOND=True, SAVE_SECOND=True),
     ),
-    "newton_schulz_step": (
+    "newton_schulz_step": (  # the steps between the first and the last
+        dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=False, STORE_Y=False, SAVE_Y=False, STORE_Z=False,
+             SAVE_Z=False, TRACE_NORM=False),
+    ),
+    "newton_schulz_step_ends": (
         dict(FIRST=True, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
              SAVE_Z=True, TRACE_NORM=False),
         dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
@@ -712,23 +770,30 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     compute = {"float32": "fp32", "float64": "fp64"}[dtype_name]
     io = "bf16" if dtype_name == "float32" else "fp64"
     specs = []
-    for kernel_name, variants in _COMPILE_VARIANTS.items():
+    for space, variants in _COMPILE_VARIANTS.items():
+        kernel_name = space.removesuffix("_ends")
         fn = _KERNELS[kernel_name]
         for flags in variants:
+            # Outputs in the I/O dtype only where the roots are stored (the unscale epilogue).
+            flags_io = io if flags.get("UNSCALE", True) else compute
             for precision in PRECISIONS if dtype_name == "float32" else ("ieee",):
-                on_sm80 = candidate_configs(kernel_name, n, dtype_name, precision)
-                on_sm90 = candidate_configs(kernel_name, n, dtype_name, precision, shared_memory=SM90_SHARED_MEMORY)
+                on_sm80 = candidate_configs(space, n, dtype_name, precision)
+                on_sm90 = candidate_configs(space, n, dtype_name, precision, shared_memory=SM90_SHARED_MEMORY)
                 for config in on_sm80 + [c for c in on_sm90 if c not in on_sm80]:
                     constexprs = dict(flags, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"], GROUP=config["GROUP"],
                                       PRECISION=precision)
                     if "PARTIALS" in fn.arg_names:
                         constexprs["PARTIALS"] = triton.next_power_of_2(partial_count(n)) if flags.get("FIRST") else 1
+                    split = ""
+                    if kernel_name in SPLIT_KERNELS:
+                        constexprs["SPLIT_PROGRAMS"] = config["SPLIT_PROGRAMS"]
+                        split = f"SPLIT_PROGRAMS={config['SPLIT_PROGRAMS']}," if config["SPLIT_PROGRAMS"] > 1 else ""
                     label = ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in flags.items())
                     specs.append({
-                        "name": f"tiled.{kernel_name}[{label}{',' if label else ''}BLOCK={config['BLOCK']},"
+                        "name": f"tiled.{kernel_name}[{label}{',' if label else ''}{split}BLOCK={config['BLOCK']},"
                                 f"BLOCK_K={config['BLOCK_K']},GROUP={config['GROUP']},warps={config['num_warps']},"
                                 f"stages={config['num_stages']},{precision}]",
-                        "fn": fn, "signature": _signature(fn, compute, io, constexprs), "constexprs": constexprs,
+                        "fn": fn, "signature": _signature(fn, compute, flags_io, constexprs), "constexprs": constexprs,
                         "num_warps": config["num_warps"], "num_stages": config["num_stages"],
                         "options": TILED_LAUNCH_OPTIONS,
                         **({} if config in on_sm80 else {"archs": ("sm_90",)}),

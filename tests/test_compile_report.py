@@ -70,14 +70,16 @@ def test_tiled_report_covers_the_whole_autotune_space(rows, dtype_name):
     shared = compile_report.ARCHES[arch].max_shared_bytes
     reported = {row["kernel"] for row in rows if row["module"] == "tiled" and row["dtype"] == dtype_name}
     precisions = tiled.PRECISIONS if dtype_name == "float32" else ("ieee",)
-    for kernel_name in tiled_space.GPU_SPACE[dtype_name]:
+    for space in tiled_space.GPU_SPACE[dtype_name]:  # a kernel's spaces: "newton_schulz_step" and "_ends"
+        kernel_name = space.removesuffix("_ends")
         for precision in precisions:
             for n in TILED_SIZES:
-                for config in tiled_space.candidate_configs(kernel_name, n, dtype_name, precision, shared_memory=shared):
-                    label = (f"BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},GROUP={config['GROUP']},"
+                for config in tiled_space.candidate_configs(space, n, dtype_name, precision, shared_memory=shared):
+                    split = "SPLIT_PROGRAMS=2," if config["SPLIT_PROGRAMS"] == 2 else ""
+                    label = (f"{split}BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},GROUP={config['GROUP']},"
                              f"warps={config['num_warps']},stages={config['num_stages']},{precision}]")
                     assert any(name.startswith(f"tiled.{kernel_name}[") and name.endswith(label)
-                               for name in reported), (kernel_name, label)
+                               for name in reported), (space, label)
 
 
 @pytest.mark.slow_compile

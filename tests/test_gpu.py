@@ -43,13 +43,17 @@ def test_gpu_default_meets_the_table(kappa, bounds):
         assert all(e <= b for e, b in zip(errors, bounds)), (n, errors)
 
 
-def test_cuda_graph_captures_forward_and_backward():
-    a = spd_with_condition(64, 64, 100.0, device="cuda").requires_grad_(True)
-    features = torch.randn(64, 64, 32, device="cuda")
+@pytest.mark.parametrize("op", (ts.inv_sqrtm, ts.sqrtm))
+@pytest.mark.parametrize("batch, n", ((64, 64), (4, 200)))
+def test_cuda_graph_captures_forward_and_backward(batch, n, op):
+    """The fused launches (n = 64) and the whole tiled chain (n = 200: ragged 64-wide tiles, split
+    programs, every Newton–Schulz and Lyapunov step) replay from one CUDA graph: no host sync."""
+    a = spd_with_condition(batch, n, 100.0, device="cuda").requires_grad_(True)
+    features = torch.randn(batch, n, 32, device="cuda")
 
     def step():
         a.grad = None
-        loss = (ts.inv_sqrtm(a, eps=1e-5) @ features).square().sum()
+        loss = (op(a, eps=1e-5) @ features).square().sum()
         loss.backward()
         return loss
 
@@ -62,13 +66,13 @@ def test_cuda_graph_captures_forward_and_backward():
     graph = torch.cuda.CUDAGraph()
     a.grad = None
     with torch.cuda.graph(graph):
-        loss = (ts.inv_sqrtm(a, eps=1e-5) @ features).square().sum()
+        loss = (op(a, eps=1e-5) @ features).square().sum()
         loss.backward()
     graph.replay()
     torch.cuda.synchronize()
     captured = a.grad.clone()
     a.grad = None
-    (expected_grad,) = torch.autograd.grad((ts.inv_sqrtm(a, eps=1e-5) @ features).square().sum(), a)
+    (expected_grad,) = torch.autograd.grad((op(a, eps=1e-5) @ features).square().sum(), a)
     assert torch.allclose(captured, expected_grad, rtol=1e-4, atol=1e-6)
 
 

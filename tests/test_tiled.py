@@ -270,14 +270,18 @@ def test_compile_specs_cover_the_autotune_space():
     specs = tiled.compile_specs(4096, "float32")
     names = {spec["name"] for spec in specs}
     assert len(names) == len(specs)
-    for kernel in tiled_space.PRODUCT_LOOPS:
+    for space in tiled_space.PRODUCT_LOOPS:  # a kernel's spaces: "newton_schulz_step" and "_ends"
+        kernel = space.removesuffix("_ends")
         for precision in tiled.PRECISIONS:
-            configs = tiled_space.candidate_configs(kernel, 4096, "float32", precision)
+            configs = tiled_space.candidate_configs(space, 4096, "float32", precision)
             assert configs
             for config in configs:
-                tile = f"BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},"
+                split = "SPLIT_PROGRAMS=2," if config["SPLIT_PROGRAMS"] == 2 else ""
+                tile = f"{split}BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},"
                 launch = f"warps={config['num_warps']},stages={config['num_stages']},{precision}]"
                 assert any(f"tiled.{kernel}[" in name and tile in name and launch in name for name in names)
+                if not split:
+                    assert config["SPLIT_PROGRAMS"] == 1
     for spec in specs:
         assert set(spec["signature"]) == set(spec["fn"].arg_names)
         assert {k for k, v in spec["signature"].items() if v == "constexpr"} == set(spec["constexprs"])
