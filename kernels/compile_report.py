@@ -129,13 +129,18 @@ def compile_spec(module_name: str, spec: dict, n: int, dtype_name: str, arch: Ar
     return _public(dict(row, n=n))
 
 
-def _aligned_pointers(spec: dict) -> dict:
+def _aligned_pointers(spec: dict, n: int | None = None) -> dict:
     """Every pointer argument 16-byte aligned, as Triton's launcher specializes a kernel for a
     tensor whose data_ptr() is (every tensor torch allocates is): without it the compiled code
-    assumes nothing and moves 4 bytes an instruction, which no launch on a GPU runs."""
+    assumes nothing and moves 4 bytes an instruction, which no launch on a GPU runs. Likewise the
+    matrix size `n` where it is a multiple of 16: the launcher specializes an integer argument
+    divisible by 16 as such, and the tiled kernels' row stride is n."""
     names = spec["fn"].arg_names
-    return {(names.index(name),): [["tt.divisibility", 16]]
-            for name, kind in spec["signature"].items() if kind.startswith("*")}
+    attrs = {(names.index(name),): [["tt.divisibility", 16]]
+             for name, kind in spec["signature"].items() if kind.startswith("*")}
+    if n is not None and n % 16 == 0 and spec["signature"].get("n") == "i32":
+        attrs[(names.index("n"),)] = [["tt.divisibility", 16]]
+    return attrs
 
 
 def _compile(module_name: str, spec: dict, n: int, dtype_name: str, arch: Arch) -> dict:
@@ -148,7 +153,7 @@ def _compile(module_name: str, spec: dict, n: int, dtype_name: str, arch: Arch) 
     started = time.perf_counter()
     try:
         compiled, usage = _compile_with_ptxas_log(
-            ASTSource(spec["fn"], spec["signature"], spec["constexprs"], attrs=_aligned_pointers(spec)),
+            ASTSource(spec["fn"], spec["signature"], spec["constexprs"], attrs=_aligned_pointers(spec, n)),
             target=GPUTarget("cuda", arch.capability, 32),
             options={"num_warps": spec["num_warps"], "num_stages": spec["num_stages"], **_launch_options(spec)},
         )
