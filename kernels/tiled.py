@@ -214,12 +214,13 @@ def _newton_schulz_step_kernel(
     STORE_*, SAVE_*: with UNSCALE, which of the output and saved copies to write.
     PARTIALS, BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     TRACE_NORM: ns (iSQRT-COV): norm_ptr already holds tr W, the divisor in place of ||W||_F.
-    SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): after the first
-        step, program 0 of a tile forms Y', program 1 Z' (one accumulator a program; without
-        UNSCALE); the first step, one product, is formed by program 0 alone.
+    SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): in a step that
+        updates both iterates and is neither the first nor the last (UNSCALE), program 0 of a
+        tile forms Y', program 1 Z' (one accumulator a program); otherwise program 0 forms
+        both, as with 1, and program 1 returns.
     """
     matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
-    if SPLIT_PROGRAMS == 2 and not FIRST and not UNSCALE:
+    if SPLIT_PROGRAMS == 2 and UPDATE_Y and UPDATE_Z and not FIRST and not UNSCALE:
         if tile_row <= tile_col:
             # Y' = a Y + b sym(Y M) or Z' = a Z + b sym(M Z): one form, the operands chosen per program.
             first_role = _split_roles()
