@@ -30,6 +30,8 @@ from .hardware import Gpu
 FUSED_LIMIT = 64  # tritonsqrt.paths.routing.max_kernel_n()
 ELEMENTWISE_BLOCK = 32  # kernels/tiled.py
 UPPER_TILES = -2  # `_launch_plan`'s programs of a tiled kernel with a symmetric result
+STRIPS = -3  # a strip kernel forming both iterates: a program per column strip and role
+STRIPS_ONE_ROLE = -4  # the same forming one of them
 
 
 def _plan(n: int):
@@ -51,7 +53,8 @@ def needed_specs(n: int, precision: str) -> list[tuple[str, int, dict]]:
         return [("tritonsqrt.kernels.fused_roots", i, s) for i, s in forward] + \
                [("tritonsqrt.kernels.fused_lyapunov", i, s) for i, s in backward]
     chosen, seen = [], set()
-    prefixes = {prefix for prefix, _, _ in _launch_plan(n, 1, "inv_sqrtm", backward=True)}
+    prefixes = {prefix for strips in (False, True)
+                for prefix, _, _ in _launch_plan(n, 1, "inv_sqrtm", backward=True, strips=strips)}
     for index, spec in enumerate(tiled.compile_specs(n, "float32")):
         # kernel and flags: the first config of each (a split config is a config, not a variant)
         variant = re.sub(r"SPLIT_PROGRAMS=\d+,", "", spec["name"].split("BLOCK=")[0])
@@ -69,8 +72,12 @@ def steps_for(row: dict) -> int:
     return len(plan.backward_steps if row["kernel"].startswith("lyapunov") else plan.forward_steps)
 
 
-def _launch_plan(n: int, batch: int, op: str, backward: bool) -> list[tuple[str, int, int]]:
-    """(kernel name prefix, programs or -1 for "B / MATRICES", steps) of each launch of one call."""
+def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | None = None,
+                 sms: int | None = None) -> list[tuple[str, int, int]]:
+    """(kernel name prefix, programs or -1 for "B / MATRICES", steps) of each launch of one call.
+
+    strips: whether the Newton–Schulz steps after the first are strip steps (`kernels/strips.py`);
+    None: as `strips.strips_pay` decides for a GPU of `sms` SMs (None: the interpreter's rule)."""
     plan = _plan(n)
     forward_steps, backward_steps = len(plan.forward_steps), len(plan.backward_steps)
     if n <= FUSED_LIMIT:
@@ -83,8 +90,18 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool) -> list[tuple[str,
     # the first is timed as compiled, with the unscale epilogue (`tiled._COMPILE_VARIANTS`).
     step = "tiled.newton_schulz_step[FIRST={},UPDATE_Y=1,UPDATE_Z=1,UNSCALE={}"
     launches = [("tiled.prepare_forward_kernel[", bands * batch, 1), (step.format(1, 1), UPPER_TILES, 1)]
-    launches += [("tiled.product[SYMMETRIC=0", 0, 1), (step.format(0, 0), UPPER_TILES, 1)] * (forward_steps - 2)
-    launches += [("tiled.product[SYMMETRIC=0", 0, 1), (step.format(0, 1), UPPER_TILES, 1)] * (forward_steps > 1)
+    if strips is None:
+        from .strips import strips_pay
+
+        strips = strips_pay(n, batch, sms)
+    if strips and forward_steps > 1:
+        strip = "tiled.newton_schulz_strip["
+        last_roles = STRIPS if op == "sqrtm" and backward else STRIPS_ONE_ROLE  # the backward saves S
+        launches += [(strip, STRIPS, 1)] * (forward_steps - 2) + [(strip, last_roles, 1)]
+        launches.append(("tiled.unscale_roots_kernel[", bands * bands * batch, 1))
+    else:
+        launches += [("tiled.product[SYMMETRIC=0", 0, 1), (step.format(0, 0), UPPER_TILES, 1)] * (forward_steps - 2)
+        launches += [("tiled.product[SYMMETRIC=0", 0, 1), (step.format(0, 1), UPPER_TILES, 1)] * (forward_steps > 1)
     if backward:
         launches.append(("tiled.prepare_backward_kernel[", bands * bands * batch, 1))
         if op == "inv_sqrtm":
@@ -99,18 +116,22 @@ def _programs(row: dict, programs: int, n: int, batch: int) -> int:
     split = row["constexprs"].get("SPLIT_PROGRAMS", 1)  # tiled: programs a tile (`tiled._split_roles`)
     if programs == 0:  # a product kernel: one program per output tile
         return math.ceil(n / row["constexprs"]["BLOCK"]) ** 2 * batch * split
+    if programs in (STRIPS, STRIPS_ONE_ROLE):  # a program per column strip and role
+        return math.ceil(n / row["constexprs"]["BLOCK"]) * batch * (2 if programs == STRIPS else 1)
     if programs == UPPER_TILES:  # a symmetric result: the tiles on and above the diagonal
         tiles = math.ceil(n / row["constexprs"]["BLOCK"])
         return tiles * (tiles + 1) // 2 * batch * split
     return programs
 
 
-def case_time(rows: list[dict], gpu: Gpu, n: int, batch: int, op: str, backward: bool, precision: str) -> dict:
-    """Modeled microseconds of one call, with the kernel, programs and time of each launch."""
+def case_time(rows: list[dict], gpu: Gpu, n: int, batch: int, op: str, backward: bool, precision: str,
+              strips: bool | None = None) -> dict:
+    """Modeled microseconds of one call, with the kernel, programs and time of each launch
+    (strips: as for `_launch_plan`)."""
     mine = [row for row in rows if row["arch"] == gpu.arch and row["n"] == n and row.get("sass") and not row["error"]
             and row["constexprs"].get("PRECISION", precision) == precision]
     total, launches = 0.0, []
-    for prefix, programs, steps in _launch_plan(n, batch, op, backward):
+    for prefix, programs, steps in _launch_plan(n, batch, op, backward, strips=strips, sms=gpu.sms):
         candidates = [row for row in mine if row["kernel"].startswith(prefix)
                       and (n <= FUSED_LIMIT) == (not perf_model.is_tiled(row))]
         if not candidates:

@@ -66,6 +66,11 @@ def is_tiled(row: dict) -> bool:
     return row["kernel"].startswith("tiled.")
 
 
+def is_strip(row: dict) -> bool:
+    """A strip kernel (`kernels/strips.py`): a program owns a column strip, not a tile."""
+    return row["kernel"].startswith("tiled.newton_schulz_strip")
+
+
 def _products_per_step(row: dict) -> int:
     return next((count for prefix, count in FUSED_PRODUCTS_PER_STEP.items() if row["kernel"].startswith(prefix)), 1)
 
@@ -75,7 +80,8 @@ def program_mix(row: dict, n: int, steps: int) -> tuple[collections.Counter, col
 
     Fused: the hot loop is the step loop (run `steps` times); every other loop is a K-chunk
     loop run BLOCK / CHUNK times. Tiled: every loop is a product's K loop, run
-    ceil(n / BLOCK_K) times; the hot loop is the largest.
+    ceil(n / BLOCK_K) times; the hot loop is the largest. Strip kernels: every top-level loop
+    walks the strip's row passes (ceil(n / ROWS) times) around one product's K loop.
     """
     summary, constexprs = row["sass"], row["constexprs"]
     loops = summary["loops"]
@@ -83,6 +89,12 @@ def program_mix(row: dict, n: int, steps: int) -> tuple[collections.Counter, col
     if not loops:
         return total, collections.Counter()
     hot = max(loops, key=_size)
+    if is_strip(row):  # `strips.py`: loops over the strip's row tiles, each around one product's K loop
+        k_trips, row_trips = math.ceil(n / constexprs["BLOCK_K"]), math.ceil(n / constexprs["ROWS"])
+        for loop in loops:
+            for key, count in _weighted(loop, k_trips).items():
+                total[key] += count * row_trips
+        return total, collections.Counter({k: v * row_trips for k, v in _weighted(hot, k_trips).items()})
     if is_tiled(row):
         trips = math.ceil(n / constexprs.get("BLOCK_K", constexprs.get("BLOCK", n)))  # element-wise: BLOCK
         for loop in loops:

@@ -45,6 +45,7 @@ from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
 from .tile_blocks import (load_block, norm_scalars, operand_plane, product_tile, step_norm, store_block, store_output,
                           store_root, store_split, store_symmetric, symmetric_part_tile, tile_indices, tile_position)
+from .strips import STRIPS_MAX_N, _newton_schulz_strip_kernel
 from .spaces import SM80_SHARED_MEMORY, SM90_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
 from tritonsqrt.constants import PRECISIONS, dtype_name as _dtype_name
@@ -357,9 +358,10 @@ def _unscale_roots_kernel(
     inv_hat_ptr, ih_batch_stride, ih_row_stride, ih_col_stride, norm_ptr,
     sqrt_out_ptr, sqrt_saved_ptr, inv_out_ptr, inv_saved_ptr, n,
     STORE_SQRT: tl.constexpr, SAVE_SQRT: tl.constexpr, STORE_INV: tl.constexpr, SAVE_INV: tl.constexpr,
-    BLOCK: tl.constexpr,
+    BLOCK: tl.constexpr, SYMMETRIZE: tl.constexpr = False,
 ):
-    """The roots of A from those of A_hat (`reference.unscale`), element-wise, for Padé's solves.
+    """The roots of A from those of A_hat (`reference.unscale`), element-wise, for Padé's solves
+    and, with SYMMETRIZE, the roots' symmetric part first (the strip steps' results, `strips.py`).
 
     sqrt_hat_ptr, inv_hat_ptr: the roots of A_hat, of shape [batch, n, n], compute dtype, any
         strides (torch's solve returns column-major matrices).
@@ -368,6 +370,7 @@ def _unscale_roots_kernel(
     sqrt_out_ptr, inv_out_ptr: the roots in the output dtype, [batch, n, n], contiguous.
     sqrt_saved_ptr, inv_saved_ptr: the roots in the compute dtype, for the backward.
     n: matrix size. STORE_* / SAVE_*: which of the four outputs to write. BLOCK: tile side.
+    SYMMETRIZE: store (X + X^T) / 2 of each root (`reference.symmetrize`).
     """
     matrix, tile_row, tile_col = tile_position(n, BLOCK, 1)
     base = matrix * n * n
@@ -378,10 +381,16 @@ def _unscale_roots_kernel(
     _, root_norm, inverse_root = norm_scalars(norm)
     if STORE_SQRT or SAVE_SQRT:
         root_hat = _load_strided(sqrt_hat_ptr, sh_batch_stride, sh_row_stride, sh_col_stride, matrix, rows, cols, n)
+        if SYMMETRIZE:  # the mirror tile, transposed: the strides swapped
+            root_hat = 0.5 * (root_hat + _load_strided(sqrt_hat_ptr, sh_batch_stride, sh_col_stride, sh_row_stride,
+                                                       matrix, rows, cols, n))
         store_root(root_hat, norm, root_norm, inverse_root, diagonal, sqrt_out_ptr + base, sqrt_saved_ptr + base,
                     rows, cols, n, False, STORE_SQRT, SAVE_SQRT, False)
     if STORE_INV or SAVE_INV:
         root_hat = _load_strided(inv_hat_ptr, ih_batch_stride, ih_row_stride, ih_col_stride, matrix, rows, cols, n)
+        if SYMMETRIZE:
+            root_hat = 0.5 * (root_hat + _load_strided(inv_hat_ptr, ih_batch_stride, ih_col_stride, ih_row_stride,
+                                                       matrix, rows, cols, n))
         store_root(root_hat, norm, root_norm, inverse_root, diagonal, inv_out_ptr + base, inv_saved_ptr + base,
                     rows, cols, n, True, STORE_INV, SAVE_INV, False)
 
@@ -552,10 +561,13 @@ ELEMENTWISE_WARPS = 4
 # Kernels with two results that may form them in two programs (SPLIT_PROGRAMS, `_split_roles`;
 # `spaces.SPLIT_SPACES` names their autotune spaces).
 SPLIT_KERNELS = ("newton_schulz_step", "lyapunov_products")
+# Kernels whose programs own column strips (`strips.py`): grid strips x batch by roles, no GROUP.
+STRIP_KERNELS = ("newton_schulz_strip",)
 
 _KERNELS = {
     "power_step": _power_step_kernel,
     "newton_schulz_step": _newton_schulz_step_kernel,
+    "newton_schulz_strip": _newton_schulz_strip_kernel,
     "product": _product_kernel,
     "lyapunov_products": _lyapunov_products_kernel,
     "lyapunov_update": _lyapunov_update_kernel,
@@ -563,12 +575,13 @@ _KERNELS = {
 
 
 def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision: str, args: tuple, flags: dict,
-                  space: str | None = None):
+                  space: str | None = None, roles: int = 1):
     """Select the config of one launch through `tuning.select_config` and launch it.
 
     like: a (batch, n, n) tensor of the compute dtype on the launch device (sizes the grid).
     variant: the flags that change the kernel's work (part of the tuning key).
     space: the autotune space's name (`spaces.candidate_configs`), the kernel's by default.
+    roles: a strip kernel's second grid axis (`strips.py`: the results it forms).
     """
     kernel = _KERNELS[kernel_name]
     batch, n = like.shape[0], like.shape[-1]
@@ -580,10 +593,16 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     key = tuning_key(tuning.size_bucket(n), dtype_name, precision, variant)
 
     def run(config):
-        grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch, config["SPLIT_PROGRAMS"])
-        split = {"SPLIT_PROGRAMS": config["SPLIT_PROGRAMS"]} if kernel_name in SPLIT_KERNELS else {}
-        kernel[grid](*args, **flags, **split, PRECISION=precision, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"],
-                     GROUP=config["GROUP"], num_warps=config["num_warps"], num_stages=config["num_stages"],
+        if kernel_name in STRIP_KERNELS:  # a program a column strip and role
+            grid = (triton.cdiv(n, config["BLOCK"]) * batch, roles)
+            placement = {"ROWS": config["GROUP"]}  # a strip space's third entry (`spaces._STRIPS`)
+        else:
+            grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch, config["SPLIT_PROGRAMS"])
+            placement = {"GROUP": config["GROUP"]}
+            if kernel_name in SPLIT_KERNELS:
+                placement["SPLIT_PROGRAMS"] = config["SPLIT_PROGRAMS"]
+        kernel[grid](*args, **flags, **placement, PRECISION=precision, BLOCK=config["BLOCK"],
+                     BLOCK_K=config["BLOCK_K"], num_warps=config["num_warps"], num_stages=config["num_stages"],
                      **TILED_LAUNCH_OPTIONS)
 
     tuned_launch(f"tiled.{kernel_name}", kernel, key, candidates, run, like.device)
@@ -664,6 +683,17 @@ def newton_schulz_step(y, z, m, table, step: int, norm, partials=None, *, y_out=
                   space="newton_schulz_step_ends" if first or unscale else None)
 
 
+def newton_schulz_strip_step(y, z, p, q, table, step: int, *, y_out=None, z_out=None, precision: str) -> None:
+    """One coupled Newton–Schulz step after the first in one launch (`strips.py`): Y' into y_out,
+    Z' into z_out (None: not formed); p, q: scratch of Y's shape (split buffers with tf32x3)."""
+    if y_out is None and z_out is None:
+        raise ValueError("newton_schulz_strip_step: y_out and z_out are both None; nothing to form")
+    args = (y, z, p, q, _or(y_out, z_out), _or(z_out, y_out), table, step, 0 if y_out is not None else 1,
+            y.shape[-1])
+    roles = (y_out is not None) + (z_out is not None)
+    _launch_tuned("newton_schulz_strip", "", y, precision, args, {}, roles=roles)
+
+
 def product(x, y, out, *, e=None, alpha: float = 1.0, beta: float = 0.0, norm=None, symmetric: bool,
             scale: str = "none", precision: str, split_out: bool = True) -> None:
     """out <- scale(alpha X @ Y + beta E) (see `_product_kernel`). split_out: with tf32x3, out
@@ -674,8 +704,9 @@ def product(x, y, out, *, e=None, alpha: float = 1.0, beta: float = 0.0, norm=No
 
 
 def unscale_roots(norm, *, sqrt_hat=None, inv_hat=None, sqrt_out=None, sqrt_saved=None, inv_out=None,
-                  inv_saved=None) -> None:
-    """The roots of A from those of A_hat, into the wanted outputs. One element-wise launch."""
+                  inv_saved=None, symmetrize: bool = False) -> None:
+    """The roots of A from those of A_hat, into the wanted outputs (with symmetrize, their
+    symmetric parts). One element-wise launch."""
     like = sqrt_hat if sqrt_hat is not None else inv_hat
     batch, n = like.shape[0], like.shape[-1]
     sqrt_hat, inv_hat = _or(sqrt_hat, like), _or(inv_hat, like)
@@ -683,7 +714,7 @@ def unscale_roots(norm, *, sqrt_hat=None, inv_hat=None, sqrt_out=None, sqrt_save
         sqrt_hat, *sqrt_hat.stride(), inv_hat, *inv_hat.stride(), norm, _or(sqrt_out, like), _or(sqrt_saved, like),
         _or(inv_out, like), _or(inv_saved, like), n,
         STORE_SQRT=sqrt_out is not None, SAVE_SQRT=sqrt_saved is not None,
-        STORE_INV=inv_out is not None, SAVE_INV=inv_saved is not None,
+        STORE_INV=inv_out is not None, SAVE_INV=inv_saved is not None, SYMMETRIZE=symmetrize,
         BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
@@ -736,6 +767,7 @@ _COMPILE_VARIANTS = {
                 dict(SYMMETRIC=False, HAS_E=False, SCALE="none", SPLIT_OUT=True)),
     "lyapunov_products": (dict(),),
     "lyapunov_update": (dict(UPDATE_B=True, LAST=False),),
+    "newton_schulz_strip": (dict(),),
 }
 # Pointers in the input/output dtype (bfloat16, to compile the conversions); the rest are compute dtype.
 _IO_POINTERS = {
@@ -773,6 +805,8 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     specs = []
     for space, variants in _COMPILE_VARIANTS.items():
         kernel_name = space.removesuffix("_ends")
+        if kernel_name in STRIP_KERNELS and n > STRIPS_MAX_N:  # never launched there (`strips.strips_pay`)
+            continue
         fn = _KERNELS[kernel_name]
         for flags in variants:
             # Outputs in the I/O dtype only where the roots are stored (the unscale epilogue).
@@ -781,8 +815,9 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                 on_sm80 = candidate_configs(space, n, dtype_name, precision)
                 on_sm90 = candidate_configs(space, n, dtype_name, precision, shared_memory=SM90_SHARED_MEMORY)
                 for config in on_sm80 + [c for c in on_sm90 if c not in on_sm80]:
-                    constexprs = dict(flags, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"], GROUP=config["GROUP"],
-                                      PRECISION=precision)
+                    constexprs = dict(flags, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"], PRECISION=precision)
+                    # GROUP (tile rows a group) or, for a strip kernel, ROWS (`spaces._STRIPS`)
+                    constexprs["GROUP" if "GROUP" in fn.arg_names else "ROWS"] = config["GROUP"]
                     if "PARTIALS" in fn.arg_names:
                         constexprs["PARTIALS"] = triton.next_power_of_2(partial_count(n)) if flags.get("FIRST") else 1
                     split = ""
@@ -792,7 +827,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                     label = ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in flags.items())
                     specs.append({
                         "name": f"tiled.{kernel_name}[{label}{',' if label else ''}{split}BLOCK={config['BLOCK']},"
-                                f"BLOCK_K={config['BLOCK_K']},GROUP={config['GROUP']},warps={config['num_warps']},"
+                                f"BLOCK_K={config['BLOCK_K']},{'GROUP' if 'GROUP' in fn.arg_names else 'ROWS'}={config['GROUP']},warps={config['num_warps']},"
                                 f"stages={config['num_stages']},{precision}]",
                         "fn": fn, "signature": _signature(fn, compute, flags_io, constexprs), "constexprs": constexprs,
                         "num_warps": config["num_warps"], "num_stages": config["num_stages"],
@@ -803,7 +838,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     elementwise = (
         (_prepare_forward_kernel, dict(BLOCK=ELEMENTWISE_BLOCK, SPLIT=split)),
         (_unscale_roots_kernel, dict(STORE_SQRT=True, SAVE_SQRT=True, STORE_INV=True, SAVE_INV=True,
-                                     BLOCK=ELEMENTWISE_BLOCK)),
+                                     BLOCK=ELEMENTWISE_BLOCK, SYMMETRIZE=True)),
         (_prepare_backward_kernel, dict(HAS_GRAD_SQRT=True, HAS_GRAD_INV=True, BLOCK=ELEMENTWISE_BLOCK, SPLIT=split)),
     )
     for fn, constexprs in elementwise:

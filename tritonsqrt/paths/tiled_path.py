@@ -180,6 +180,9 @@ def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t
     tiled.newton_schulz_step(w, None, w, table, 0, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
                              unscale=False, precision=precision, trace_norm=trace_norm)
     y_next, z_next = w, operand()  # W is not read again: its buffer takes the next Y
+    if strip_steps(w):
+        _strip_steps(tiled, y, z, m, operand(), y_next, z_next, table, len(steps), norm, sqrt_t, inv_t, precision)
+        return
     for step in range(1, len(steps)):
         tiled.product(z, y, m, symmetric=False, precision=precision)
         if step < len(steps) - 1:
@@ -190,6 +193,34 @@ def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t
             tiled.newton_schulz_step(y, z, m, table, step, norm, y_out=sqrt_t.out, y_saved=sqrt_t.saved,
                                      z_out=inv_t.out, z_saved=inv_t.saved, update_y=sqrt_t.needed,
                                      update_z=inv_t.needed, unscale=True, precision=precision, trace_norm=trace_norm)
+
+
+def strip_steps(like: torch.Tensor) -> bool:
+    """Whether the Newton–Schulz steps after the first run as strip steps, one launch each
+    (`kernels/strips.py`), rather than two tiled launches: `strips.strips_pay`."""
+    from tritonsqrt.kernels.strips import strips_pay
+
+    return strips_pay(like.shape[-1], like.shape[0], _sm_count(like.device))
+
+
+def _sm_count(device: torch.device) -> int | None:
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else None
+
+
+def _strip_steps(tiled, y, z, p, q, y_next, z_next, table, count: int, norm, sqrt_t: _Targets, inv_t: _Targets,
+                 precision: str) -> None:
+    """Steps 1 .. count - 1 of the coupled iteration as strip steps, then the roots' symmetric
+    parts unscaled (the iterates are not re-symmetrised: `kernels/strips.py`)."""
+    for step in range(1, count):
+        if step < count - 1:
+            tiled.newton_schulz_strip_step(y, z, p, q, table, step, y_out=y_next, z_out=z_next, precision=precision)
+            y, y_next, z, z_next = y_next, y, z_next, z
+        else:  # the last Y only when S is wanted or saved, the last Z only for the inverse
+            y_hat = y_next if sqrt_t.needed else None
+            z_hat = z_next if inv_t.needed else None
+            tiled.newton_schulz_strip_step(y, z, p, q, table, step, y_out=y_hat, z_out=z_hat, precision=precision)
+            tiled.unscale_roots(norm, sqrt_hat=y_hat, inv_hat=z_hat, sqrt_out=sqrt_t.out, sqrt_saved=sqrt_t.saved,
+                                inv_out=inv_t.out, inv_saved=inv_t.saved, symmetrize=True)
 
 
 def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets, need_backward: bool) -> None:

@@ -1,0 +1,119 @@
+"""Strip steps (`kernels/strips.py`): a Newton–Schulz step in one launch, under the interpreter.
+
+The tiled path takes them where `strips.strips_pay` says so (small n and batch on a GPU);
+here they are asked for, and held to the torch path of the same method and to float64 eigh.
+"""
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tritonsqrt.kernels import case_model, perf_model, strips, tiled  # noqa: E402
+from tritonsqrt.paths import tiled_path, torch_path  # noqa: E402
+from tritonsqrt.plan import Plan  # noqa: E402
+from tritonsqrt.testing import exact_roots, random_symmetric, spd_with_condition  # noqa: E402
+from tritonsqrt.testing.instrument import count_launches  # noqa: E402
+from tritonsqrt.tuning import cache as tuning  # noqa: E402
+
+RULE = strips.strips_pay  # before the fixture replaces it
+
+
+@pytest.fixture(autouse=True)
+def _strips_on(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRITONSQRT_TUNE", "0")
+    monkeypatch.setenv("TRITONSQRT_CACHE_DIR", str(tmp_path))
+    tuning.clear_memory()
+    monkeypatch.setattr(strips, "strips_pay", lambda n, batch, sms: True)
+
+
+def _rel(x, y):
+    return float((x.double() - y.double()).norm() / y.double().norm())
+
+
+@pytest.mark.parametrize("n", [65, 96])
+def test_a_strip_step_is_the_coupled_step_reordered(n):
+    """Y' = a Y + b Y (Z Y) and Z' = a Z + b Z (Y Z), strip by strip (ragged last strip at 65, 96
+    with 32-wide strips), against the float64 products; one role alone forms the same Z'."""
+    y, z = random_symmetric(2, n, seed=n), 0.5 * random_symmetric(2, n, seed=n + 1)
+    table = torch.tensor([[0.0, 0.0], [1.5, -0.5]])
+    y_out, z_out, z_alone = torch.empty_like(y), torch.empty_like(y), torch.empty_like(y)
+    p, q = torch.empty_like(y), torch.empty_like(y)
+    with count_launches() as counted:
+        tiled.newton_schulz_strip_step(y, z, p, q, table, 1, y_out=y_out, z_out=z_out, precision="ieee")
+    assert counted.launches == 1
+    y64, z64 = y.double(), z.double()
+    assert _rel(y_out, 1.5 * y64 - 0.5 * y64 @ (z64 @ y64)) <= 1e-6
+    assert _rel(z_out, 1.5 * z64 - 0.5 * z64 @ (y64 @ z64)) <= 1e-6
+    tiled.newton_schulz_strip_step(y, z, p, q, table, 1, z_out=z_alone, precision="ieee")
+    assert torch.equal(z_alone, z_out)
+    with pytest.raises(ValueError, match="y_out and z_out"):
+        tiled.newton_schulz_strip_step(y, z, p, q, table, 1, precision="ieee")
+
+
+@pytest.mark.parametrize("n,precision", [(65, "ieee"), (130, "tf32x3"), (96, "tf32x3")])
+def test_the_strip_chain_matches_the_torch_path(n, precision):
+    """Both roots at kappa 1e2 against the torch path of the same plan (tf32x3: its emulated
+    products): <= 1e-5 (measured 6e-7 to 1.2e-6), exactly symmetric, K + 2 launches (prepare,
+    first step, K - 1 strip steps, the symmetric unscale) where the tiled steps take 2K."""
+    a = spd_with_condition(1, n, 1e2, seed=n)
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, max_condition=1e2, precision=precision)
+    with count_launches() as counted:
+        sqrt_ours, inv_ours, saved = tiled_path.roots_forward(a, plan, True, True, True)
+    sqrt_ref, inv_ref, _ = torch_path.roots_forward(a, plan, True, True, True)
+    assert counted.launches == len(plan.forward_steps) + 2, counted.names
+    assert sum("strip" in name for name in counted.names) == len(plan.forward_steps) - 1
+    assert _rel(sqrt_ours, sqrt_ref) <= 1e-5 and _rel(inv_ours, inv_ref) <= 1e-5
+    assert torch.equal(sqrt_ours, sqrt_ours.mT) and torch.equal(inv_ours, inv_ours.mT)
+    assert torch.equal(saved.sqrt, sqrt_ours)
+
+
+@pytest.mark.parametrize("n", [65, 96, 130])
+def test_strips_as_accurate_as_the_torch_path_when_ill_conditioned(n):
+    """kappa 1e6, the default schedule: both roots against float64 eigh within 1.2x of the torch
+    path's float32 error (the strips' iterates are not re-symmetrised, as on the torch path)."""
+    a = spd_with_condition(1, n, 1e6, seed=n)
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n)
+    exact_sqrt, exact_inv = exact_roots(a)
+    sqrt_ours, inv_ours, _ = tiled_path.roots_forward(a, plan, True, True, False)
+    sqrt_ref, inv_ref, _ = torch_path.roots_forward(a, plan, True, True, False)
+    assert _rel(sqrt_ours, exact_sqrt) <= 1.2 * _rel(sqrt_ref, exact_sqrt)
+    assert _rel(inv_ours, exact_inv) <= 1.2 * _rel(inv_ref, exact_inv)
+    assert _rel(sqrt_ours, exact_sqrt) <= 2e-4 / 2  # the accuracy table's target (README), with margin
+
+
+def test_the_modeled_launch_plan_with_strips_is_the_launch_sequence():
+    """`case_model._launch_plan(strips=True)` against the launches of a strip-step inverse root
+    with its backward (the backward's tiled Lyapunov steps are unchanged), n = 80."""
+    n = 80
+    a = spd_with_condition(1, n, 10.0, seed=14)
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n)
+    with count_launches() as counted:
+        _, _, saved = tiled_path.roots_forward(a, plan, False, True, True)
+        tiled_path.roots_backward(plan, saved, None, random_symmetric(1, n, seed=15))
+    base = lambda name: name.strip("_").removeprefix("tiled.").split("[")[0].removesuffix("_kernel")  # noqa: E731
+    modeled = [base(prefix) for prefix, _, _ in case_model._launch_plan(n, 1, "inv_sqrtm", backward=True, strips=True)]
+    assert modeled == [base(name) for name in counted.names]
+
+
+def test_when_strips_pay():
+    """The rule the tiled path follows (not the fixture's override): small n, one wave of programs."""
+    rule = RULE
+    assert rule(128, 1, 132) and rule(96, 16, 132) and rule(192, 4, 132)
+    assert not rule(256, 1, 132)  # modeled on H100: 152 against 148 us for the tiled steps
+    assert not rule(128, 16, 108)  # A100: 128 programs in 108 SMs, 158 against 150 us
+    assert not rule(128, 1, None)  # the interpreter runs the tiled steps unless asked
+
+
+def test_the_model_counts_a_strip_kernel_pass_by_rows():
+    """A strip kernel's top-level loops walk the rows (n / ROWS passes), each around a K loop
+    (n / BLOCK_K steps): 2 x (10 + 8 x 5) instructions at n = 128, ROWS 64, BLOCK_K 16."""
+    row = {"kernel": "tiled.newton_schulz_strip[BLOCK=16,BLOCK_K=16,ROWS=64]",
+           "constexprs": {"BLOCK": 16, "BLOCK_K": 16, "ROWS": 64},
+           "sass": {"outside": {"instructions": 3},
+                    "loops": [{"own": {"instructions": 10}, "children": [{"own": {"instructions": 5}, "children": []}]}]}}
+    total, per_product = perf_model.program_mix(row, 128, 1)
+    assert total["instructions"] == 3 + 2 * (10 + 8 * 5)
+    assert per_product["instructions"] == 2 * (10 + 8 * 5)
