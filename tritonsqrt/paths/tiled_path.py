@@ -6,6 +6,7 @@ chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.numeric
   launches per call (K steps, d the degree)                      torch path, for comparison
   prepare: sym(A) + eps I, sums of squares        1
   ns / scaled_ns: first step 1, then per step     2 (M = Z Y; Y', Z' sharing M)    3 products + ~4 others
+    ... as strip steps (`strip_steps`)            1 (4 products), + 1 symmetric unscale at the end
   mtp / mpa: per power of Z (with both sums)      1, d - 1 in all                  1 product + 2 adds
   mpa: torch.linalg.solve_ex (1 or 2), unscale    1 launch after the solves
   only the inverse root + backward (mtp, mpa)     +1 (S = sym(A_hat Y))

@@ -1,0 +1,65 @@
+"""The product orders of the Newton–Schulz steps simulated in float32 torch, against float64 eigh:
+the torch reference, the tiled steps (M = Z Y, tiles averaged with their mirror), the strip steps
+(`kernels/strips.py`: Y (Z Y) and Z (Y Z), not re-symmetrised) and strips mirroring one triangle.
+
+    python -m tritonsqrt.perf.strip_orders
+
+Figures quoted in docs/large-and-tuning.md ("Strip steps"); each line: sqrtm and inv_sqrtm errors.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tritonsqrt.numerics import coefficients, reference
+from tritonsqrt.testing import exact_roots, random_orthogonal, relative_error, spectrum
+
+
+def _upper_mirrored(x: torch.Tensor) -> torch.Tensor:
+    return torch.triu(x) + torch.triu(x, 1).mT
+
+
+def strip_steps(a_hat: torch.Tensor, steps, mirror) -> tuple[torch.Tensor, torch.Tensor]:
+    eye = reference.identity_like(a_hat)
+    (a, b), rest = steps[0], steps[1:]
+    t = a * eye + b * a_hat
+    y, z = mirror(a_hat @ t), mirror(t)
+    for a, b in rest:
+        y, z = mirror(a * y + b * (y @ (z @ y))), mirror(a * z + b * (z @ (y @ z)))
+    return reference.symmetrize(y), reference.symmetrize(z)
+
+
+def tiled_steps(a_hat: torch.Tensor, steps) -> tuple[torch.Tensor, torch.Tensor]:
+    eye = reference.identity_like(a_hat)
+    (a, b), rest = steps[0], steps[1:]
+    t = a * eye + b * a_hat
+    y, z = reference.symmetrize(a_hat @ t), t
+    for a, b in rest:
+        m = z @ y
+        y, z = reference.symmetrize(a * y + b * (y @ m)), reference.symmetrize(a * z + b * (m @ z))
+    return y, z
+
+
+def main() -> None:
+    steps = coefficients.scaled_ns_schedule(1e-6)
+    for n in (65, 130):
+        for kappa in (1e2, 1e4, 1e6):
+            generator = torch.Generator().manual_seed(1)
+            q = random_orthogonal(4, n, generator).double()
+            a = (q * spectrum("logspaced", n, kappa).double()) @ q.mT
+            exact_sqrt, exact_inv = exact_roots(a)
+            a_hat, norm = reference.frobenius_normalize(a.float())
+            results = {"torch path": reference.coupled_newton_schulz(a_hat, steps),
+                       "tiled steps": tiled_steps(a_hat, steps),
+                       "strip steps": strip_steps(a_hat, steps, lambda x: x),
+                       "strips, one triangle": strip_steps(a_hat, steps, _upper_mirrored)}
+            cells = []
+            for name, (y, z) in results.items():
+                sqrt_error = relative_error(reference.unscale(y, norm, False).double(), exact_sqrt).max()
+                inv_error = relative_error(reference.unscale(z, norm, True).double(), exact_inv).max()
+                cells.append(f"{name} {sqrt_error:.2e} {inv_error:.2e}")
+            print(f"n={n} kappa={kappa:.0e}: " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
