@@ -73,11 +73,12 @@ def steps_for(row: dict) -> int:
 
 
 def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | None = None,
-                 sms: int | None = None) -> list[tuple[str, int, int]]:
+                 sms: int | None = None, backward_strips: bool | None = None) -> list[tuple[str, int, int]]:
     """(kernel name prefix, programs or -1 for "B / MATRICES", steps) of each launch of one call.
 
     strips: whether the Newton–Schulz steps after the first are strip steps (`kernels/strips.py`);
-    None: as `strips.strips_pay` decides for a GPU of `sms` SMs (None: the interpreter's rule)."""
+    None: as `strips.strips_pay` decides for a GPU of `sms` SMs (None: the interpreter's rule).
+    backward_strips: the same for the Lyapunov steps (None: as `strips`, or the rule if that is None)."""
     plan = _plan(n)
     forward_steps, backward_steps = len(plan.forward_steps), len(plan.backward_steps)
     if n <= FUSED_LIMIT:
@@ -90,9 +91,11 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | Non
     # the first is timed as compiled, with the unscale epilogue (`tiled._COMPILE_VARIANTS`).
     step = "tiled.newton_schulz_step[FIRST={},UPDATE_Y=1,UPDATE_Z=1,UNSCALE={}"
     launches = [("tiled.prepare_forward_kernel[", bands * batch, 1), (step.format(1, 1), UPPER_TILES, 1)]
-    if strips is None:
-        from .strips import strips_pay
+    from .strips import strips_pay
 
+    if backward_strips is None:
+        backward_strips = strips_pay(n, batch, sms, backward=True) if strips is None else strips
+    if strips is None:
         strips = strips_pay(n, batch, sms)
     if strips and forward_steps > 1:
         strip = "tiled.newton_schulz_strip["
@@ -106,7 +109,11 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | Non
         launches.append(("tiled.prepare_backward_kernel[", bands * bands * batch, 1))
         if op == "inv_sqrtm":
             launches += [("tiled.product[SYMMETRIC=0", 0, 1), ("tiled.product[SYMMETRIC=1", UPPER_TILES, 1)]
-        launches += [("tiled.lyapunov_products[", 0, 1), ("tiled.lyapunov_update[", UPPER_TILES, 1)] * backward_steps
+        if backward_strips:
+            launches += [("tiled.lyapunov_strip[", STRIPS_ONE_ROLE, 1)] * backward_steps
+            launches.append(("tiled.symmetric_part_kernel[", bands * bands * batch, 1))
+        else:
+            launches += [("tiled.lyapunov_products[", 0, 1), ("tiled.lyapunov_update[", UPPER_TILES, 1)] * backward_steps
     return launches
 
 
@@ -125,13 +132,14 @@ def _programs(row: dict, programs: int, n: int, batch: int) -> int:
 
 
 def case_time(rows: list[dict], gpu: Gpu, n: int, batch: int, op: str, backward: bool, precision: str,
-              strips: bool | None = None) -> dict:
+              strips: bool | None = None, backward_strips: bool | None = None) -> dict:
     """Modeled microseconds of one call, with the kernel, programs and time of each launch
     (strips: as for `_launch_plan`)."""
     mine = [row for row in rows if row["arch"] == gpu.arch and row["n"] == n and row.get("sass") and not row["error"]
             and row["constexprs"].get("PRECISION", precision) == precision]
     total, launches = 0.0, []
-    for prefix, programs, steps in _launch_plan(n, batch, op, backward, strips=strips, sms=gpu.sms):
+    for prefix, programs, steps in _launch_plan(n, batch, op, backward, strips=strips, sms=gpu.sms,
+                                                backward_strips=backward_strips):
         candidates = [row for row in mine if row["kernel"].startswith(prefix)
                       and (n <= FUSED_LIMIT) == (not perf_model.is_tiled(row))]
         if not candidates:

@@ -68,7 +68,7 @@ def is_tiled(row: dict) -> bool:
 
 def is_strip(row: dict) -> bool:
     """A strip kernel (`kernels/strips.py`): a program owns a column strip, not a tile."""
-    return row["kernel"].startswith("tiled.newton_schulz_strip")
+    return row["kernel"].startswith(("tiled.newton_schulz_strip", "tiled.lyapunov_strip"))
 
 
 def _products_per_step(row: dict) -> int:

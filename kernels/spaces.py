@@ -35,6 +35,7 @@ GPU_SPACE = {
         "lyapunov_products": _PRODUCTS,
         "lyapunov_update": ((64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),  # 3 stages: 8 bytes of spill, tf32x3 sm_90
         "newton_schulz_strip": ((16, 16, 64, 8, 3), (16, 16, 32, 4, 3)),
+        "lyapunov_strip": ((32, 16, 64, 8, 3), (16, 8, 64, 8, 3)),
     },
     "float64": {
         "power_step": ((32, 16, 1, 4, 2), (32, 32, 1, 4, 2)),
@@ -44,6 +45,7 @@ GPU_SPACE = {
         "lyapunov_products": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
         "lyapunov_update": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
         "newton_schulz_strip": ((16, 16, 32, 4, 3), (32, 16, 32, 4, 3)),
+        "lyapunov_strip": ((16, 16, 32, 4, 3), (32, 16, 32, 4, 3)),
     },
 }
 # tf32x3 (float32) reads its operands as TF32 high and low planes, split once when stored
@@ -65,14 +67,16 @@ TF32X3_SPACE = {
     "lyapunov_products": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
     "lyapunov_update": ((64, 8, 8, 4, 2), (64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),
     "newton_schulz_strip": _STRIPS,
+    "lyapunov_strip": ((16, 16, 64, 4, 3), (32, 16, 64, 8, 3), (16, 8, 64, 4, 3)),
 }
 # The interpreter runs programs one after another at a fixed cost per operation: 64-wide
 # tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
 # still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
 # (tests/test_tiled.py also runs 32-wide tiles).
 INTERPRETER_SPACE = ((64, 64, 2, 1, 1, 2), (64, 32, 1, 1, 1))
-# The strip step there: 32-wide strips of 64-row passes (a ragged last strip at 65, 96, 130).
+# The strip steps there: 32-wide strips of 64-row passes (a ragged last strip at 65, 96, 130).
 INTERPRETER_STRIPS = ((32, 64, 64, 1, 1),)
+STRIP_SPACES = ("newton_schulz_strip", "lyapunov_strip")
 # The spaces whose kernels may split their two results over two programs (`tiled._split_roles`);
 # for the others a sixth entry is ignored.
 SPLIT_SPACES = ("newton_schulz_step", "lyapunov_products")
@@ -87,6 +91,7 @@ PRODUCT_LOOPS = {
     "lyapunov_products": 2,
     "lyapunov_update": 4,
     "newton_schulz_strip": 2,
+    "lyapunov_strip": 6,
 }
 # Shared memory a block may use on A100 (sm_80); H100 (sm_90) allows 232448. Static lists
 # (compile_specs) are pruned for the smaller one, launches for the device's own.
@@ -98,7 +103,7 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
                       shared_memory: int = SM80_SHARED_MEMORY) -> list[dict]:
     """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
     if interpreter:
-        space = INTERPRETER_STRIPS if kernel_name == "newton_schulz_strip" else INTERPRETER_SPACE
+        space = INTERPRETER_STRIPS if kernel_name in STRIP_SPACES else INTERPRETER_SPACE
     elif precision == "tf32x3" and dtype_name == "float32":
         space = TF32X3_SPACE[kernel_name]
     else:

@@ -1,4 +1,5 @@
-"""A Newton–Schulz step in one launch: column strips (issue #13, item 4; launched by `tiled.py`).
+"""A Newton–Schulz or Lyapunov step in one launch: column strips (issue #13, item 4; launched by
+`tiled.py`, chosen by `strips_pay` for small problems).
 
 The tiled step (`tiled._newton_schulz_step_kernel`) needs all of M = Z Y before any tile of
 Y M can start, hence two launches a step. Here a program owns one column strip j of a result
@@ -17,13 +18,16 @@ step's results go through `tiled.unscale_roots(..., symmetrize=True)`.
 
 Grid: (strips x batch, roles). Program (i, r) forms strip i % strips of matrix i // strips;
 role r + first_role: 0 forms Y', 1 forms Z'. The roles differ only in their pointers (chosen per
-program, one compiled product loop; `tiled._split_roles`). When it pays: `strips_pay`.
+program, one compiled product loop; `tiled._split_roles`).
+
+The Lyapunov sign step likewise (`_lyapunov_strip_kernel`, one program a strip of both B' and C'),
+its result's symmetric part taken by `_symmetric_part_kernel` after the last step.
 """
 
 import triton
 import triton.language as tl
 
-from .tile_blocks import load_block, product_tile, store_split, tile_indices
+from .tile_blocks import load_block, product_tile, store_block, store_split, tile_indices, tile_position
 
 
 @triton.jit
@@ -78,22 +82,95 @@ def _newton_schulz_strip_kernel(
 
 
 
-# Largest n where strip steps pay (modeled, tf32x3, inv_sqrtm forward, B = 1: H100 n = 192
-# 109 against 135 us; n = 256 152 against 148 us: docs/large-and-tuning.md, "Strip steps").
-STRIPS_MAX_N = 192
-# Strip width the rule counts programs with (the middle of the space, `spaces._STRIPS`).
-_COUNTED_WIDTH = 32
 
+@triton.jit
+def _lyapunov_strip_kernel(
+    b_ptr, c_ptr, q_ptr, d_ptr, b_out_ptr, c_out_ptr, steps_ptr, step, n,
+    UPDATE_B: tl.constexpr, LAST: tl.constexpr,
+    BLOCK: tl.constexpr, ROWS: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """One step of the Lyapunov sign iteration (`reference.lyapunov_sign`), one column strip j of
+    B' and C' a program: with Q_j = B B[:, j] and D_j = B C[:, j] - C B[:, j] (its own scratch),
 
-def strips_pay(n: int, batch: int, sms: int | None) -> bool:
-    """Whether strip steps (one launch, four products a step) beat the tiled steps (two launches,
-    three products) for `batch` matrices of size n on a GPU with `sms` SMs.
+        B'[:, j] = a B[:, j] + b B Q_j        C'[:, j] = a C[:, j] + b (B D_j + C Q_j)
 
-    They do while a step is short next to a launch (n <= STRIPS_MAX_N) and their programs, two
-    a strip, fit in one wave (at B = 16, n = 128 on A100, 108 SMs, they do not: 158 against
-    150 us modeled). Off the GPU (sms None: the interpreter) the tiled steps run; tests ask for
-    the strips themselves.
+    which is B^2 C + C B^2 - B C B column by column (B (B C - C B) + C B^2): six products where
+    the tiled step takes 3.5, in one launch rather than two. Not re-symmetrised, as `_newton_schulz_strip_kernel`;
+    with LAST, X = C' / 2 is stored as it is and `symmetric_part` takes its symmetric part.
+    b_ptr, c_ptr: B and C, of shape [batch, n, n], contiguous, compute dtype (split buffers with tf32x3).
+    q_ptr, d_ptr: scratch of that shape (split buffers with tf32x3).
+    b_out_ptr, c_out_ptr: B' and C' (split buffers with tf32x3; with LAST, c_out_ptr a plain one).
+    steps_ptr, step, n, BLOCK, ROWS, BLOCK_K, PRECISION: as for `_newton_schulz_strip_kernel`.
+    UPDATE_B: B' is wanted (not after the last step).
     """
-    if sms is None or n > STRIPS_MAX_N:
+    strips = tl.cdiv(n, BLOCK)
+    matrix = (tl.program_id(0) // strips).to(tl.int64)
+    cols = tile_indices(tl.program_id(0) % strips, BLOCK)
+    base = matrix * n * n
+    b_ptr += base
+    c_ptr += base
+    q_ptr += base
+    d_ptr += base
+    plane = strip_plane(n, BLOCK)
+    zeros = tl.zeros((ROWS, BLOCK), dtype=b_ptr.dtype.element_ty)
+    for row_start in range(0, n, ROWS):
+        rows = row_start + tl.arange(0, ROWS)
+        square = product_tile(zeros, b_ptr, b_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+        store_split(q_ptr, square, rows, cols, n, plane, False, PRECISION == "tf32x3")
+        commutator = product_tile(zeros, b_ptr, c_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+        # - C B[:, j] as exact negations of the accumulator (`tiled._lyapunov_update_kernel`)
+        commutator = -product_tile(-commutator, c_ptr, b_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+        store_split(d_ptr, commutator, rows, cols, n, plane, False, PRECISION == "tf32x3")
+    tl.debug_barrier()  # the strips are read back by other threads of this program
+    a = tl.load(steps_ptr + 2 * step)
+    b = tl.load(steps_ptr + 2 * step + 1)
+    for row_start in range(0, n, ROWS):
+        rows = row_start + tl.arange(0, ROWS)
+        if UPDATE_B:
+            cube = product_tile(zeros, b_ptr, q_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+            store_split(b_out_ptr + base, a * load_block(b_ptr, rows, cols, n) + b * cube, rows, cols, n, plane,
+                        False, PRECISION == "tf32x3")
+        update = product_tile(zeros, b_ptr, d_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+        update = product_tile(update, c_ptr, q_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+        c_new = a * load_block(c_ptr, rows, cols, n) + b * update
+        if LAST:  # the gradient: no product reads it
+            store_block(c_out_ptr + base, 0.5 * c_new, rows, cols, n)
+        else:
+            store_split(c_out_ptr + base, c_new, rows, cols, n, plane, False, PRECISION == "tf32x3")
+
+
+@triton.jit
+def _symmetric_part_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    """out = (X + X^T) / 2 (`reference.symmetrize`), a tile a program (tiles^2 x batch): after the
+    last Lyapunov strip step. x_ptr, out_ptr: [batch, n, n], contiguous, compute dtype."""
+    matrix, tile_row, tile_col = tile_position(n, BLOCK, 1)
+    base = matrix * n * n
+    rows = tile_indices(tile_row, BLOCK)
+    cols = tile_indices(tile_col, BLOCK)
+    mirror = tl.load(x_ptr + base + cols[None, :] * n + rows[:, None],
+                     mask=(rows[:, None] < n) & (cols[None, :] < n), other=0.0)
+    store_block(out_ptr + base, 0.5 * (load_block(x_ptr + base, rows, cols, n) + mirror), rows, cols, n)
+
+
+# Largest n where strip steps pay (modeled, tf32x3, inv_sqrtm, B = 1, H100: forward at n = 192
+# 109 against 135 us, at n = 256 152 against 148 us; the Lyapunov steps at n = 128 save 30 us
+# of 236, at n = 160 cost 27 us more: docs/large-and-tuning.md, "Strip steps").
+STRIPS_MAX_N = 192
+LYAPUNOV_STRIPS_MAX_N = 128
+
+
+def strips_pay(n: int, batch: int, sms: int | None, backward: bool = False) -> bool:
+    """Whether strip steps beat the tiled steps (two launches a step) for `batch` matrices of
+    size n on a GPU with `sms` SMs; backward: the Lyapunov steps, else the Newton–Schulz steps.
+
+    They do while a step is short next to a launch (n <= STRIPS_MAX_N, Lyapunov: <= 128, its
+    strip step has 6 products against 3.5) and their programs fit in one wave, counted at 32-wide
+    strips and two roles (Newton–Schulz) or 16-wide strips (Lyapunov). At B = 16, n = 128 on an
+    A100 (108 SMs) neither does: modeled 158 against 150 us forward, 449 against 411 us for both.
+    Off the GPU (sms None: the interpreter) the tiled steps run; tests ask for the strips themselves.
+    """
+    if sms is None:
         return False
-    return batch * -(-n // _COUNTED_WIDTH) * 2 <= sms
+    if backward:
+        return n <= LYAPUNOV_STRIPS_MAX_N and batch * -(-n // 16) <= sms
+    return n <= STRIPS_MAX_N and batch * -(-n // 32) * 2 <= sms

@@ -45,7 +45,7 @@ from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
 from .tile_blocks import (load_block, norm_scalars, operand_plane, product_tile, step_norm, store_block, store_output,
                           store_root, store_split, store_symmetric, symmetric_part_tile, tile_indices, tile_position)
-from .strips import STRIPS_MAX_N, _newton_schulz_strip_kernel
+from .strips import STRIPS_MAX_N, _lyapunov_strip_kernel, _newton_schulz_strip_kernel, _symmetric_part_kernel
 from .spaces import SM80_SHARED_MEMORY, SM90_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
 from tritonsqrt.constants import PRECISIONS, dtype_name as _dtype_name
@@ -562,12 +562,13 @@ ELEMENTWISE_WARPS = 4
 # `spaces.SPLIT_SPACES` names their autotune spaces).
 SPLIT_KERNELS = ("newton_schulz_step", "lyapunov_products")
 # Kernels whose programs own column strips (`strips.py`): grid strips x batch by roles, no GROUP.
-STRIP_KERNELS = ("newton_schulz_strip",)
+STRIP_KERNELS = ("newton_schulz_strip", "lyapunov_strip")
 
 _KERNELS = {
     "power_step": _power_step_kernel,
     "newton_schulz_step": _newton_schulz_step_kernel,
     "newton_schulz_strip": _newton_schulz_strip_kernel,
+    "lyapunov_strip": _lyapunov_strip_kernel,
     "product": _product_kernel,
     "lyapunov_products": _lyapunov_products_kernel,
     "lyapunov_update": _lyapunov_update_kernel,
@@ -742,6 +743,22 @@ def lyapunov_update(b, c, b_sq, b_c, table, step: int, *, b_out=None, c_out, las
     _launch_tuned("lyapunov_update", "with-b" if b_out is not None else "c-only", b, precision, args, flags)
 
 
+def lyapunov_strip_step(b, c, q, d, table, step: int, *, b_out=None, c_out, last: bool, precision: str) -> None:
+    """One Lyapunov sign step in one launch (`strips._lyapunov_strip_kernel`): C' (with last,
+    X = C' / 2, not yet symmetric: `symmetric_part`) and B' when b_out is given; q, d: scratch
+    of B's shape (split buffers with tf32x3)."""
+    args = (b, c, q, d, _or(b_out, b), c_out, table, step, b.shape[-1])
+    flags = dict(UPDATE_B=b_out is not None, LAST=last)
+    _launch_tuned("lyapunov_strip", "with-b" if b_out is not None else "c-only", b, precision, args, flags)
+
+
+def symmetric_part(x, out) -> None:
+    """out <- (X + X^T) / 2, one element-wise launch (x and out: contiguous, distinct)."""
+    batch, n = x.shape[0], x.shape[-1]
+    _symmetric_part_kernel[_elementwise_grid(n, batch)](x, out, n, BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS,
+                                                        **TILED_LAUNCH_OPTIONS)
+
+
 # ---------------------------------------------------------------------------------------
 # For kernels/compile_report.py
 
@@ -768,6 +785,7 @@ _COMPILE_VARIANTS = {
     "lyapunov_products": (dict(),),
     "lyapunov_update": (dict(UPDATE_B=True, LAST=False),),
     "newton_schulz_strip": (dict(),),
+    "lyapunov_strip": (dict(UPDATE_B=True, LAST=False),),
 }
 # Pointers in the input/output dtype (bfloat16, to compile the conversions); the rest are compute dtype.
 _IO_POINTERS = {
@@ -840,6 +858,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
         (_unscale_roots_kernel, dict(STORE_SQRT=True, SAVE_SQRT=True, STORE_INV=True, SAVE_INV=True,
                                      BLOCK=ELEMENTWISE_BLOCK, SYMMETRIZE=True)),
         (_prepare_backward_kernel, dict(HAS_GRAD_SQRT=True, HAS_GRAD_INV=True, BLOCK=ELEMENTWISE_BLOCK, SPLIT=split)),
+        (_symmetric_part_kernel, dict(BLOCK=ELEMENTWISE_BLOCK)),
     )
     for fn, constexprs in elementwise:
         specs.append({"name": f"tiled.{fn.fn.__name__.strip('_')}[BLOCK={ELEMENTWISE_BLOCK}]", "fn": fn,

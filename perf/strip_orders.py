@@ -1,6 +1,7 @@
 """The product orders of the Newton–Schulz steps simulated in float32 torch, against float64 eigh:
 the torch reference, the tiled steps (M = Z Y, tiles averaged with their mirror), the strip steps
-(`kernels/strips.py`: Y (Z Y) and Z (Y Z), not re-symmetrised) and strips mirroring one triangle.
+(`kernels/strips.py`: Y (Z Y) and Z (Y Z), not re-symmetrised) and strips mirroring one triangle;
+then the Lyapunov sign iteration of the backward, the reference against the strip steps' order.
 
     python -m tritonsqrt.perf.strip_orders
 
@@ -40,6 +41,35 @@ def tiled_steps(a_hat: torch.Tensor, steps) -> tuple[torch.Tensor, torch.Tensor]
     return y, z
 
 
+def lyapunov_strips(s_mat, rhs, scale, steps) -> torch.Tensor:
+    """`reference.lyapunov_sign` in the strip steps' order, not re-symmetrised."""
+    b_mat, c_mat = s_mat / scale, rhs / scale
+    for a, b in steps:
+        square, commutator = b_mat @ b_mat, b_mat @ c_mat - c_mat @ b_mat
+        c_mat, b_mat = a * c_mat + b * (b_mat @ commutator + c_mat @ square), a * b_mat + b * (b_mat @ square)
+    return reference.symmetrize(0.5 * c_mat)
+
+
+def lyapunov_main() -> None:
+    for n in (65, 130):
+        for kappa in (1e2, 1e4, 1e6):
+            generator = torch.Generator().manual_seed(1)
+            q = random_orthogonal(2, n, generator).double()
+            a = (q * spectrum("logspaced", n, kappa).double()) @ q.mT
+            sqrt_a, _ = exact_roots(a)
+            rhs = reference.symmetrize(torch.randn(2, n, n, generator=generator, dtype=torch.float64))
+            scale = torch.linalg.matrix_norm(a).reshape(-1, 1, 1).sqrt()
+            steps = coefficients.scaled_ns_schedule(0.5 / kappa**0.5)
+            # S X + X S = rhs in float64: the same iteration to convergence
+            exact = reference.symmetrize(reference.lyapunov_sign(
+                sqrt_a, rhs, scale, coefficients.scaled_ns_schedule(0.5 / kappa**0.5, "float64") + ((1.5, -0.5),) * 10))
+            s32, rhs32, scale32 = sqrt_a.float(), rhs.float(), scale.float()
+            ours = lyapunov_strips(s32, rhs32, scale32, steps)
+            theirs = reference.symmetrize(reference.lyapunov_sign(s32, rhs32, scale32, steps))
+            print(f"Lyapunov n={n} kappa={kappa:.0e}: reference {relative_error(theirs.double(), exact).max():.2e} | "
+                  f"strip steps {relative_error(ours.double(), exact).max():.2e}")
+
+
 def main() -> None:
     steps = coefficients.scaled_ns_schedule(1e-6)
     for n in (65, 130):
@@ -59,6 +89,7 @@ def main() -> None:
                 inv_error = relative_error(reference.unscale(z, norm, True).double(), exact_inv).max()
                 cells.append(f"{name} {sqrt_error:.2e} {inv_error:.2e}")
             print(f"n={n} kappa={kappa:.0e}: " + " | ".join(cells))
+    lyapunov_main()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Strip steps (`kernels/strips.py`): a Newton–Schulz step in one launch, under the interpreter.
+"""Strip steps (`kernels/strips.py`): a Newton–Schulz or Lyapunov step in one launch, under the interpreter.
 
 The tiled path takes them where `strips.strips_pay` says so (small n and batch on a GPU);
 here they are asked for, and held to the torch path of the same method and to float64 eigh.
@@ -26,7 +26,7 @@ def _strips_on(monkeypatch, tmp_path):
     monkeypatch.setenv("TRITONSQRT_TUNE", "0")
     monkeypatch.setenv("TRITONSQRT_CACHE_DIR", str(tmp_path))
     tuning.clear_memory()
-    monkeypatch.setattr(strips, "strips_pay", lambda n, batch, sms: True)
+    monkeypatch.setattr(strips, "strips_pay", lambda n, batch, sms, backward=False: True)
 
 
 def _rel(x, y):
@@ -53,40 +53,89 @@ def test_a_strip_step_is_the_coupled_step_reordered(n):
         tiled.newton_schulz_strip_step(y, z, p, q, table, 1, precision="ieee")
 
 
-@pytest.mark.parametrize("n,precision", [(65, "ieee"), (130, "tf32x3"), (96, "tf32x3")])
-def test_the_strip_chain_matches_the_torch_path(n, precision):
+@pytest.mark.parametrize("n,precision,dtype", [(65, "ieee", torch.float32), (130, "tf32x3", torch.float32),
+                                               (65, "ieee", torch.float64)])
+def test_the_strip_chain_matches_the_torch_path(n, precision, dtype):
     """Both roots at kappa 1e2 against the torch path of the same plan (tf32x3: its emulated
-    products): <= 1e-5 (measured 6e-7 to 1.2e-6), exactly symmetric, K + 2 launches (prepare,
+    products): <= 1e-5 (measured 6e-7 to 1.2e-6; float64 1e-12), exactly symmetric, K + 2 launches (prepare,
     first step, K - 1 strip steps, the symmetric unscale) where the tiled steps take 2K."""
     a = spd_with_condition(1, n, 1e2, seed=n)
-    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, max_condition=1e2, precision=precision)
+    a = a.to(dtype)
+    plan = Plan(method="scaled_ns", compute_dtype=dtype, n=n, max_condition=1e2, precision=precision)
     with count_launches() as counted:
         sqrt_ours, inv_ours, saved = tiled_path.roots_forward(a, plan, True, True, True)
     sqrt_ref, inv_ref, _ = torch_path.roots_forward(a, plan, True, True, True)
     assert counted.launches == len(plan.forward_steps) + 2, counted.names
     assert sum("strip" in name for name in counted.names) == len(plan.forward_steps) - 1
-    assert _rel(sqrt_ours, sqrt_ref) <= 1e-5 and _rel(inv_ours, inv_ref) <= 1e-5
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    assert _rel(sqrt_ours, sqrt_ref) <= tolerance and _rel(inv_ours, inv_ref) <= tolerance
     assert torch.equal(sqrt_ours, sqrt_ours.mT) and torch.equal(inv_ours, inv_ours.mT)
     assert torch.equal(saved.sqrt, sqrt_ours)
 
 
-@pytest.mark.parametrize("n", [65, 96, 130])
-def test_strips_as_accurate_as_the_torch_path_when_ill_conditioned(n):
-    """kappa 1e6, the default schedule: both roots against float64 eigh within 1.2x of the torch
-    path's float32 error (the strips' iterates are not re-symmetrised, as on the torch path)."""
+@pytest.mark.parametrize("last", [False, True])
+def test_a_lyapunov_strip_step_is_the_sign_step_reordered(last):
+    """C' = a C + b (B (B C - C B) + C B^2) and B' = a B + b B B^2, strip by strip (n = 65),
+    against the float64 products; with last, X = C' / 2 and no B'."""
+    n = 65
+    b_mat, c_mat = 0.5 * random_symmetric(2, n, seed=3), random_symmetric(2, n, seed=4)
+    table = torch.tensor([[1.5, -0.5]])
+    q, d, b_out, c_out = (torch.empty_like(b_mat) for _ in range(4))
+    with count_launches() as counted:
+        tiled.lyapunov_strip_step(b_mat, c_mat, q, d, table, 0, b_out=None if last else b_out, c_out=c_out, last=last,
+                                  precision="ieee")
+    assert counted.launches == 1
+    b64, c64 = b_mat.double(), c_mat.double()
+    c_new = 1.5 * c64 - 0.5 * (b64 @ b64 @ c64 + c64 @ b64 @ b64 - b64 @ c64 @ b64)
+    assert _rel(c_out, 0.5 * c_new if last else c_new) <= 1e-6
+    if not last:
+        assert _rel(b_out, 1.5 * b64 - 0.5 * b64 @ b64 @ b64) <= 1e-6
+    symmetric = torch.empty_like(c_out)
+    tiled.symmetric_part(c_out, symmetric)
+    assert torch.equal(symmetric, symmetric.mT) and torch.equal(symmetric, 0.5 * (c_out + c_out.mT))
+
+
+@pytest.mark.parametrize("n,precision", [(65, "ieee"), (96, "tf32x3")])
+def test_the_lyapunov_strip_chain_matches_the_torch_path(n, precision):
+    """Both gradients at kappa 1e2 against the torch path's backward (tf32x3: emulated) <= 1e-5
+    (measured 4.7e-7 to 5.1e-7), exactly symmetric, K + 2 launches with the inverse root's
+    right-hand side (prepare, 2 products, K strip steps, the symmetric part; tiled: 2K + 3)."""
+    a = spd_with_condition(1, n, 1e2, seed=n)
+    g_sqrt, g_inv = random_symmetric(1, n, seed=n + 1), random_symmetric(1, n, seed=n + 2)
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, max_condition=1e2, precision=precision)
+    _, _, saved = torch_path.roots_forward(a, plan, True, True, True)
+    with count_launches() as counted:
+        ours = tiled_path.roots_backward(plan, saved, g_sqrt, g_inv)
+    expected = torch_path.roots_backward(plan, saved, g_sqrt, g_inv)
+    assert counted.launches == len(plan.backward_steps) + 4, counted.names
+    assert _rel(ours, expected) <= 1e-5
+    assert torch.equal(ours, ours.mT)
+
+
+@pytest.mark.parametrize("n,op", [(65, "sqrtm"), (65, "inv_sqrtm"), (130, "inv_sqrtm")])
+def test_strips_as_accurate_as_the_torch_path_when_ill_conditioned(n, op):
+    """kappa 1e6, the default schedule, through the public op with strip steps both ways: root and
+    gradient errors against float64 eigh within 1.2x of the torch path's (the strips' iterates
+    are not re-symmetrised, as on the torch path; the inverse root's backward saves both roots)."""
+    import tritonsqrt
+
+    from tritonsqrt.testing import measure
+
+    fn = getattr(tritonsqrt, op)
     a = spd_with_condition(1, n, 1e6, seed=n)
-    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n)
-    exact_sqrt, exact_inv = exact_roots(a)
-    sqrt_ours, inv_ours, _ = tiled_path.roots_forward(a, plan, True, True, False)
-    sqrt_ref, inv_ref, _ = torch_path.roots_forward(a, plan, True, True, False)
-    assert _rel(sqrt_ours, exact_sqrt) <= 1.2 * _rel(sqrt_ref, exact_sqrt)
-    assert _rel(inv_ours, exact_inv) <= 1.2 * _rel(inv_ref, exact_inv)
-    assert _rel(sqrt_ours, exact_sqrt) <= 2e-4 / 2  # the accuracy table's target (README), with margin
+    grad = random_symmetric(1, n, seed=n + 1)
+    errors = {backend: measure(lambda x: fn(x, method="scaled_ns", backend=backend), a, grad, op == "inv_sqrtm")
+              for backend in ("torch", "triton")}
+    (torch_forward, torch_gradient), (strip_forward, strip_gradient) = errors["torch"], errors["triton"]
+    assert strip_forward <= 1.2 * torch_forward, errors
+    assert strip_gradient <= 1.2 * torch_gradient, errors
+    if op == "sqrtm":  # the accuracy table's target for the square root (README), with margin
+        assert strip_forward <= 2e-4 / 2, errors
 
 
 def test_the_modeled_launch_plan_with_strips_is_the_launch_sequence():
     """`case_model._launch_plan(strips=True)` against the launches of a strip-step inverse root
-    with its backward (the backward's tiled Lyapunov steps are unchanged), n = 80."""
+    with its strip-step backward, n = 80."""
     n = 80
     a = spd_with_condition(1, n, 10.0, seed=14)
     plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n)
@@ -105,6 +154,9 @@ def test_when_strips_pay():
     assert not rule(256, 1, 132)  # modeled on H100: 152 against 148 us for the tiled steps
     assert not rule(128, 16, 108)  # A100: 128 programs in 108 SMs, 158 against 150 us
     assert not rule(128, 1, None)  # the interpreter runs the tiled steps unless asked
+    # The Lyapunov steps: 6 products a strip step, so only up to n = 128 (H100 n = 160: 317 against 290 us)
+    assert rule(128, 16, 132, backward=True) and rule(96, 16, 108, backward=True)
+    assert not rule(160, 1, 132, backward=True) and not rule(128, 16, 108, backward=True)
 
 
 def test_the_model_counts_a_strip_kernel_pass_by_rows():

@@ -11,6 +11,7 @@ chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.numeric
   mpa: torch.linalg.solve_ex (1 or 2), unscale    1 launch after the solves
   only the inverse root + backward (mtp, mpa)     +1 (S = sym(A_hat Y))
   backward: prepare 1, inverse-root rhs +2, per sign step 2 (B^2 and B C; C' and B')  5 products + ~6 others
+    ... as strip steps                            1 (6 products), + 1 symmetric part at the end
 
 Intermediates live in buffers that no launch both reads and writes (they alternate), so the
 tuner can rerun any launch. Nothing synchronises with the host. Every stored iterate is exactly
@@ -196,12 +197,13 @@ def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t
                                      update_z=inv_t.needed, unscale=True, precision=precision, trace_norm=trace_norm)
 
 
-def strip_steps(like: torch.Tensor) -> bool:
-    """Whether the Newton–Schulz steps after the first run as strip steps, one launch each
-    (`kernels/strips.py`), rather than two tiled launches: `strips.strips_pay`."""
+def strip_steps(like: torch.Tensor, backward: bool = False) -> bool:
+    """Whether the Newton–Schulz steps after the first (backward: the Lyapunov steps) run as
+    strip steps, one launch each (`kernels/strips.py`), rather than two tiled launches:
+    `strips.strips_pay`."""
     from tritonsqrt.kernels.strips import strips_pay
 
-    return strips_pay(like.shape[-1], like.shape[0], _sm_count(like.device))
+    return strips_pay(like.shape[-1], like.shape[0], _sm_count(like.device), backward=backward)
 
 
 def _sm_count(device: torch.device) -> int | None:
@@ -328,6 +330,17 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
             return 0.5 * c_mat
         table = tiled.coefficient_table(steps, s_mat.dtype, s_mat.device)
         b_sq, b_c, b_next, c_next = new(), new(), new(), new()
+        if strip_steps(s_mat, backward=True):  # one launch a step; b_sq, b_c its scratch
+            for step in range(len(steps)):
+                last = step == len(steps) - 1
+                if last:
+                    c_next = torch.empty_like(s_mat)
+                tiled.lyapunov_strip_step(b_mat, c_mat, b_sq, b_c, table, step, b_out=None if last else b_next,
+                                          c_out=c_next, last=last, precision=precision)
+                b_mat, b_next, c_mat, c_next = b_next, b_mat, c_next, c_mat
+            gradient = torch.empty_like(s_mat)
+            tiled.symmetric_part(c_mat, gradient)
+            return gradient
         for step in range(len(steps)):
             last = step == len(steps) - 1
             tiled.lyapunov_products(b_mat, c_mat, b_sq, b_c, precision=precision)
