@@ -45,11 +45,14 @@ def dot_precision(dtype_name: str, precision: str) -> str:
     return "ieee" if dtype_name == "float64" else precision
 
 
-def tuning_key(n_bucket: int, dtype_name: str, precision: str, variant: str) -> dict:
+def tuning_key(n_bucket: int, dtype_name: str, precision: str, variant: str, batch_bucket: int | None = None) -> dict:
     """What a stored config is keyed by besides the kernel: the size bucket (BLOCK for the fused
-    kernels, `tuning.size_bucket(n)` for the tiled), dtype, dot precision and the flags that
-    change the kernel's work."""
-    return {"n": n_bucket, "dtype": dtype_name, "precision": precision, "variant": variant}
+    kernels, `tuning.size_bucket(n)` for the tiled), dtype, dot precision, the flags that
+    change the kernel's work and, for the tiled kernels, `tuning.batch_bucket(batch)`."""
+    key = {"n": n_bucket, "dtype": dtype_name, "precision": precision, "variant": variant}
+    if batch_bucket is not None:
+        key["batch"] = batch_bucket
+    return key
 
 
 def tuned_launch(name: str, kernel, key: dict, candidates: list, run, device) -> None:

@@ -591,7 +591,7 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     on_gpu = like.device.type == "cuda"
     candidates = candidate_configs(space or kernel_name, n, dtype_name, precision, interpreter=not on_gpu,
                                    shared_memory=shared_memory_per_block(like.device) if on_gpu else SM80_SHARED_MEMORY)
-    key = tuning_key(tuning.size_bucket(n), dtype_name, precision, variant)
+    key = tuning_key(tuning.size_bucket(n), dtype_name, precision, variant, tuning.batch_bucket(batch))
 
     def run(config):
         if kernel_name in STRIP_KERNELS:  # a program a column strip and role

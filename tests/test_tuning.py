@@ -207,6 +207,7 @@ def test_the_tiled_kernels_tune_and_read_back_under_the_interpreter():
 
 def test_size_buckets():
     assert [tuning.size_bucket(n) for n in (1, 16, 17, 65, 128, 129, 4096)] == [16, 16, 32, 128, 128, 256, 4096]
+    assert [tuning.batch_bucket(b) for b in (1, 2, 4, 5, 16, 17, 1000)] == [1, 4, 4, 16, 16, 64, 1024]
 
 
 def test_a_single_candidate_is_used_without_timing():

@@ -87,6 +87,15 @@ def size_bucket(n: int) -> int:
     return max(16, 1 << max(0, int(n) - 1).bit_length())
 
 
+def batch_bucket(batch: int) -> int:
+    """batch rounded up to a power of 4: a tiled launch's grid grows with the batch, and how the
+    grid fills the GPU decides its best config (few programs favour narrow or split tiles)."""
+    bucket = 1
+    while bucket < batch:
+        bucket *= 4
+    return bucket
+
+
 def kernel_source_hash(kernel) -> str:
     """sha256 (16 hex digits) of a @triton.jit kernel's source and of the @triton.jit functions it
     calls, transitively: editing the kernel or a helper it uses changes it."""
@@ -324,7 +333,8 @@ def select_config(kernel_name: str, source_hash: str, key: dict, candidates: lis
     """The config to launch `kernel_name` with for `key`, from memory, shipped data, the cache, or timing.
 
     kernel_name: a stable name ("tiled.newton_schulz_step"); source_hash: `kernel_source_hash(kernel)`.
-    key: JSON-able dict of bucketed launch properties (`size_bucket(n)`, dtype, precision, variant).
+    key: JSON-able dict of bucketed launch properties (`size_bucket(n)`, dtype, precision, variant;
+        the tiled kernels also `batch_bucket(batch)`).
     candidates: JSON-able config dicts, already pruned to what fits; the first is the default.
     run_candidate(config): launches the kernel once with that config on the real arguments;
         it must be repeatable (it will run many times while timing).

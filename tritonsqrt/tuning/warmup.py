@@ -167,9 +167,10 @@ def _print_table(rows) -> None:
         seen.add(ident)
         config = " ".join(f"{k}={v}" for k, v in sorted(event.config.items()))
         time_text = f"{event.time_ms:.4f}" if event.time_ms is not None else "-"
-        table.append((event.kernel, str(n), event.key.get("dtype", ""), event.key.get("precision", ""),
-                      event.key.get("variant", "") or "-", config, time_text, event.source))
-    header = ("kernel", "n", "dtype", "precision", "variant", "config", "ms", "source")
+        table.append((event.kernel, str(n), str(event.key.get("batch", "-")), event.key.get("dtype", ""),
+                      event.key.get("precision", ""), event.key.get("variant", "") or "-", config, time_text,
+                      event.source))
+    header = ("kernel", "n", "batch", "dtype", "precision", "variant", "config", "ms", "source")
     if not table:
         print("no tuned kernel was launched")
         return
