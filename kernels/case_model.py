@@ -113,7 +113,8 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | Non
             launches += [("tiled.lyapunov_strip[", STRIPS_ONE_ROLE, 1)] * backward_steps
             launches.append(("tiled.symmetric_part_kernel[", bands * bands * batch, 1))
         else:
-            launches += [("tiled.lyapunov_products[", 0, 1), ("tiled.lyapunov_update[", UPPER_TILES, 1)] * backward_steps
+            launches += [("tiled.lyapunov_products[", UPPER_TILES, 1),
+                         ("tiled.lyapunov_update[", UPPER_TILES, 1)] * backward_steps
     return launches
 
 

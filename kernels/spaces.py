@@ -32,7 +32,8 @@ GPU_SPACE = {
         "product": _ONE_PRODUCT,
         "newton_schulz_step": _PRODUCTS,
         "newton_schulz_step_ends": _PRODUCTS,
-        "lyapunov_products": _PRODUCTS,
+        # The commutator takes two product loops: 64-wide tiles in one program spill 4-8 bytes on sm_80.
+        "lyapunov_products": ((64, 16, 8, 8, 4, 2), (32, 16, 1, 4, 3), (64, 16, 8, 4, 3, 2)),
         "lyapunov_update": ((64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),  # 3 stages: 8 bytes of spill, tf32x3 sm_90
         "newton_schulz_strip": ((16, 16, 64, 8, 3), (16, 16, 32, 4, 3)),
         "lyapunov_strip": ((32, 16, 64, 8, 3), (16, 8, 64, 8, 3)),
@@ -64,7 +65,7 @@ TF32X3_SPACE = {
     "product": ((64, 16, 8, 4, 3), (64, 32, 8, 8, 3), (32, 16, 1, 4, 3)),
     "newton_schulz_step": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
     "newton_schulz_step_ends": ((32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
-    "lyapunov_products": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
+    "lyapunov_products": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3, 2), (64, 16, 8, 8, 4, 2)),
     "lyapunov_update": ((64, 8, 8, 4, 2), (64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),
     "newton_schulz_strip": _STRIPS,
     "lyapunov_strip": ((16, 16, 64, 4, 3), (32, 16, 64, 8, 3), (16, 8, 64, 4, 3)),
@@ -88,8 +89,8 @@ PRODUCT_LOOPS = {
     "newton_schulz_step": 4,  # Y M and M Z, each with its mirror tile
     "newton_schulz_step_ends": 4,
     "product": 1,
-    "lyapunov_products": 2,
-    "lyapunov_update": 4,
+    "lyapunov_products": 3,  # B^2, and B C with its mirror for the commutator
+    "lyapunov_update": 3,
     "newton_schulz_strip": 2,
     "lyapunov_strip": 6,
 }

@@ -167,24 +167,39 @@ def store_symmetric(ptr, value, rows, cols, n):
 
 
 @triton.jit
-def store_output(ptr, value, rows, cols, n, SYMMETRIC: tl.constexpr):
-    if SYMMETRIC:
+def store_antisymmetric(ptr, value, rows, cols, n):
+    """`store_symmetric` for an antisymmetric result: the mirror image stored negated. A diagonal
+    tile must be antisymmetric itself (X - X^T: its diagonal exactly 0)."""
+    value = value.to(ptr.dtype.element_ty)
+    inside = (rows[:, None] < n) & (cols[None, :] < n)
+    tl.store(ptr + rows[:, None] * n + cols[None, :], value, mask=inside & (rows[:, None] <= cols[None, :]))
+    mirror_inside = (cols[:, None] < n) & (rows[None, :] < n) & (rows[None, :] < cols[:, None])
+    tl.store(ptr + cols[:, None] * n + rows[None, :], -tl.trans(value), mask=mirror_inside)
+
+
+@triton.jit
+def store_output(ptr, value, rows, cols, n, SYMMETRIC: tl.constexpr, ANTISYMMETRIC: tl.constexpr = False):
+    if ANTISYMMETRIC:
+        store_antisymmetric(ptr, value, rows, cols, n)
+    elif SYMMETRIC:
         store_symmetric(ptr, value, rows, cols, n)
     else:
         store_block(ptr, value, rows, cols, n)
 
 
 @triton.jit
-def store_split(ptr, value, rows, cols, n, plane, SYMMETRIC: tl.constexpr, SPLIT: tl.constexpr):
+def store_split(ptr, value, rows, cols, n, plane, SYMMETRIC: tl.constexpr, SPLIT: tl.constexpr,
+                ANTISYMMETRIC: tl.constexpr = False):
     """Store an iterate that later products read: its values and, with SPLIT (tf32x3), its TF32
     high and low planes (`tf32_split.split`, as `emulation.split_tf32` rounds), split once
-    here rather than in every product that loads it."""
+    here rather than in every product that loads it. ANTISYMMETRIC: mirrored negated (the
+    split of -x is minus the split of x: both roundings act on the magnitude bits)."""
     value = value.to(ptr.dtype.element_ty)
-    store_output(ptr, value, rows, cols, n, SYMMETRIC)
+    store_output(ptr, value, rows, cols, n, SYMMETRIC, ANTISYMMETRIC)
     if SPLIT:
         high, low = split(value)
-        store_output(ptr + plane, high, rows, cols, n, SYMMETRIC)
-        store_output(ptr + 2 * plane, low, rows, cols, n, SYMMETRIC)
+        store_output(ptr + plane, high, rows, cols, n, SYMMETRIC, ANTISYMMETRIC)
+        store_output(ptr + 2 * plane, low, rows, cols, n, SYMMETRIC, ANTISYMMETRIC)
 
 
 @triton.jit

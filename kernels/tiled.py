@@ -4,8 +4,8 @@ Past the fused kernels' size a matrix no longer fits one program, so every step 
 method becomes a batched, tiled matrix product (grid: output tiles x batch) whose epilogue
 does the step's element-wise work: `alpha * X @ Y + beta * W + gamma * I`, the Frobenius
 normalisation, the polynomial sums and the final unscale and cast. Products that depend
-only on earlier launches share one launch (Y M and Z M; B^2 and B C; the three products of
-the Lyapunov C' and B B^2); each intermediate is written once, to a buffer no launch both
+only on earlier launches share one launch (Y M and Z M; B^2 and the commutator B C - C B; the
+two products of the Lyapunov C' and B B^2); each intermediate is written once, to a buffer no launch both
 reads and writes, so a launch can be re-run (that is how candidates are timed).
 
 Symmetry: every launch with a symmetric result computes only the tiles on and above the
@@ -43,8 +43,9 @@ import triton.language as tl
 from .launch import TILED_LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
 from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
-from .tile_blocks import (load_block, norm_scalars, operand_plane, product_tile, step_norm, store_block, store_output,
-                          store_root, store_split, store_symmetric, symmetric_part_tile, tile_indices, tile_position)
+from .tile_blocks import (load_block, mirror_product_tile, norm_scalars, operand_plane, product_tile, step_norm,
+                          store_block, store_output, store_root, store_split, store_symmetric, symmetric_part_tile,
+                          tile_indices, tile_position)
 from .strips import STRIPS_MAX_N, _lyapunov_strip_kernel, _newton_schulz_strip_kernel, _symmetric_part_kernel
 from .spaces import SM80_SHARED_MEMORY, SM90_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
@@ -451,42 +452,49 @@ def _prepare_backward_kernel(
 
 @triton.jit
 def _lyapunov_products_kernel(
-    b_ptr, c_ptr, b_sq_ptr, b_c_ptr, n,
+    b_ptr, c_ptr, b_sq_ptr, commutator_ptr, n,
     BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
     SPLIT_PROGRAMS: tl.constexpr = 1,
 ):
-    """B^2 and B C of one sign-iteration step, in one launch.
+    """B^2 and the commutator B C - C B of one sign-iteration step, in one launch.
 
+    Both have a structure to keep: B^2 symmetric, B C - C B antisymmetric (C B = (B C)^T for
+    symmetric B and C), so only the tiles on and above the diagonal are computed and each is
+    stored twice, the mirror transposed (and negated). A commutator tile is its B C tile minus the
+    mirror tile of B C, transposed (`mirror_product_tile`): two product loops.
     b_ptr, c_ptr: B and C (symmetric), of shape [batch, n, n], contiguous, compute dtype.
-    b_sq_ptr: B^2 (symmetric: upper tiles computed, mirrored). b_c_ptr: B C (every tile).
+    b_sq_ptr, commutator_ptr: B^2 and B C - C B, same shape and dtype.
     n: matrix size. BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): program 0 of a
-        tile forms B C, program 1 B^2.
+        tile forms the commutator, program 1 B^2.
     """
     compute_dtype = b_ptr.dtype.element_ty
     matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
-    base = matrix * n * n
-    rows = tile_indices(tile_row, BLOCK)
-    cols = tile_indices(tile_col, BLOCK)
-    zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
-    plane = operand_plane(n, BLOCK)
-    if SPLIT_PROGRAMS == 2:
-        first_role = _split_roles()  # B C; else B^2, on and above the diagonal
-        if first_role | (tile_row <= tile_col):
-            acc = product_tile(zeros, b_ptr + base, tl.where(first_role, c_ptr, b_ptr) + base, rows, cols, n, plane,
-                               BLOCK_K, PRECISION)
-            if first_role:
-                store_split(b_c_ptr + base, acc, rows, cols, n, plane, False, PRECISION == "tf32x3")
-            else:
+    if tile_row <= tile_col:
+        base = matrix * n * n
+        rows = tile_indices(tile_row, BLOCK)
+        cols = tile_indices(tile_col, BLOCK)
+        zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
+        plane = operand_plane(n, BLOCK)
+        forms_commutator = _split_roles() if SPLIT_PROGRAMS == 2 else True
+        if SPLIT_PROGRAMS == 2:
+            # B C (then its mirror) or B B, the right operand chosen per program.
+            acc = product_tile(zeros, b_ptr + base, tl.where(forms_commutator, c_ptr, b_ptr) + base, rows, cols, n,
+                               plane, BLOCK_K, PRECISION)
+        else:
+            acc = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
+        if forms_commutator:
+            if tile_row == tile_col:  # its own mirror: B C - (B C)^T, exactly antisymmetric
+                acc = acc - tl.trans(acc)
+            else:  # - (-(B C) + C B), the subtraction as exact negations of the accumulator
+                acc = -mirror_product_tile(-acc, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K,
+                                           PRECISION)
+            store_split(commutator_ptr + base, acc, rows, cols, n, plane, False, PRECISION == "tf32x3", True)
+        if SPLIT_PROGRAMS == 2:
+            if not forms_commutator:
                 store_split(b_sq_ptr + base, acc, rows, cols, n, plane, True, PRECISION == "tf32x3")
-    else:
-        # Both products before any store (see `_newton_schulz_step_kernel`).
-        b_c = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
-        b_sq = zeros
-        if tile_row <= tile_col:
+        else:
             b_sq = product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
-        store_split(b_c_ptr + base, b_c, rows, cols, n, plane, False, PRECISION == "tf32x3")
-        if tile_row <= tile_col:
             store_split(b_sq_ptr + base, b_sq, rows, cols, n, plane, True, PRECISION == "tf32x3")
 
 
@@ -504,15 +512,18 @@ def _split_roles():
 
 @triton.jit
 def _lyapunov_update_kernel(
-    b_ptr, c_ptr, b_sq_ptr, b_c_ptr, b_out_ptr, c_out_ptr, steps_ptr, step, n,
+    b_ptr, c_ptr, b_sq_ptr, commutator_ptr, b_out_ptr, c_out_ptr, steps_ptr, step, n,
     UPDATE_B: tl.constexpr, LAST: tl.constexpr,
     BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    """C' = sym(a C + b (B^2 C + C B^2 - (B C) B)) and B' = a B + b B B^2, in one launch.
+    """C' = sym(a C + b (B (B C - C B) + C B^2)) and B' = a B + b B B^2, in one launch.
 
-    Both are symmetric (C B^2 is the transpose of B^2 C), so only the upper tiles are computed
-    and mirrored: the re-symmetrisation of every step, exactly.
-    b_ptr, c_ptr, b_sq_ptr, b_c_ptr: B, C, B^2, B C, of shape [batch, n, n], contiguous, compute dtype.
+    B (B C - C B) + C B^2 = B^2 C + C B^2 - B C B, with the commutator from `_lyapunov_products_kernel`:
+    two product loops for C' where the three-term form takes three. Both results are symmetric
+    (in exact arithmetic), so only the upper tiles are computed and mirrored: the
+    re-symmetrisation of every step, exactly.
+    b_ptr, c_ptr, b_sq_ptr, commutator_ptr: B, C, B^2, B C - C B, of shape [batch, n, n], contiguous,
+        compute dtype.
     b_out_ptr, c_out_ptr: B' and C' (with LAST: the solution X = C' / 2), same shape and dtype.
     steps_ptr: the (a, b) of every step, of shape [steps, 2], compute dtype; step: this one.
     n: matrix size. UPDATE_B: B' is wanted (not after the last step).
@@ -525,7 +536,7 @@ def _lyapunov_update_kernel(
         b_ptr += base
         c_ptr += base
         b_sq_ptr += base
-        b_c_ptr += base
+        commutator_ptr += base
         rows = tile_indices(tile_row, BLOCK)
         cols = tile_indices(tile_col, BLOCK)
         a = tl.load(steps_ptr + 2 * step)
@@ -533,10 +544,8 @@ def _lyapunov_update_kernel(
         zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
         plane = operand_plane(n, BLOCK)
         # All products before any epilogue work (see `_newton_schulz_step_kernel`).
-        acc_c = product_tile(zeros, b_sq_ptr, c_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+        acc_c = product_tile(zeros, b_ptr, commutator_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
         acc_c = product_tile(acc_c, c_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
-        # - (-(B^2 C + C B^2) + (B C) B): the subtraction as exact negations of the accumulator.
-        acc_c = -product_tile(-acc_c, b_c_ptr, b_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
         acc_b = zeros
         if UPDATE_B:
             acc_b = product_tile(zeros, b_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
@@ -731,14 +740,15 @@ def prepare_backward(s, grad_sqrt, grad_inv, norm, b_out, c_out, grad_inv_out=No
         BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
-def lyapunov_products(b, c, b_sq, b_c, *, precision: str) -> None:
-    """b_sq <- B^2, b_c <- B C: one launch."""
-    _launch_tuned("lyapunov_products", "", b, precision, (b, c, b_sq, b_c, b.shape[-1]), {})
+def lyapunov_products(b, c, b_sq, commutator, *, precision: str) -> None:
+    """b_sq <- B^2, commutator <- B C - C B: one launch."""
+    _launch_tuned("lyapunov_products", "", b, precision, (b, c, b_sq, commutator, b.shape[-1]), {})
 
 
-def lyapunov_update(b, c, b_sq, b_c, table, step: int, *, b_out=None, c_out, last: bool, precision: str) -> None:
+def lyapunov_update(b, c, b_sq, commutator, table, step: int, *, b_out=None, c_out, last: bool,
+                    precision: str) -> None:
     """C' (and B' when b_out is given) of one sign-iteration step; with last, X = C' / 2. One launch."""
-    args = (b, c, b_sq, b_c, _or(b_out, b), c_out, table, step, b.shape[-1])
+    args = (b, c, b_sq, commutator, _or(b_out, b), c_out, table, step, b.shape[-1])
     flags = dict(UPDATE_B=b_out is not None, LAST=last)
     _launch_tuned("lyapunov_update", "with-b" if b_out is not None else "c-only", b, precision, args, flags)
 

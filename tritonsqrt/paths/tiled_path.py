@@ -10,7 +10,7 @@ chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.numeric
   mtp / mpa: per power of Z (with both sums)      1, d - 1 in all                  1 product + 2 adds
   mpa: torch.linalg.solve_ex (1 or 2), unscale    1 launch after the solves
   only the inverse root + backward (mtp, mpa)     +1 (S = sym(A_hat Y))
-  backward: prepare 1, inverse-root rhs +2, per sign step 2 (B^2 and B C; C' and B')  5 products + ~6 others
+  backward: prepare 1, inverse-root rhs +2, per sign step 2 (B^2 and B C - C B; C' and B')  5 products + ~6 others
     ... as strip steps                            1 (6 products), + 1 symmetric part at the end
 
 Intermediates live in buffers that no launch both reads and writes (they alternate), so the
