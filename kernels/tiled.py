@@ -600,6 +600,9 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     on_gpu = like.device.type == "cuda"
     candidates = candidate_configs(space or kernel_name, n, dtype_name, precision, interpreter=not on_gpu,
                                    shared_memory=shared_memory_per_block(like.device) if on_gpu else SM80_SHARED_MEMORY)
+    # n a multiple of 16 compiles differently (aligned rows) and may offer more configs
+    # (`spaces.TF32X3_ALIGNED_SPACE`): its own key.
+    variant = variant + ("-n16" if n % 16 == 0 else "")
     key = tuning_key(tuning.size_bucket(n), dtype_name, precision, variant, tuning.batch_bucket(batch))
 
     def run(config):
