@@ -133,6 +133,23 @@ def test_strips_as_accurate_as_the_torch_path_when_ill_conditioned(n, op):
         assert strip_forward <= 2e-4 / 2, errors
 
 
+def test_a_non_finite_matrix_leaves_the_others_of_its_batch_exact():
+    """A NaN matrix beside a good one, strip steps both ways (program-private scratch, per-matrix
+    offsets): the good matrix's roots and gradient are bit for bit those of it alone."""
+    n = 65
+    good = spd_with_condition(1, n, 1e2, seed=5)
+    batch = torch.cat((good, torch.full_like(good, float("nan"))))
+    grad = random_symmetric(2, n, seed=6)
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, max_condition=1e2)
+    sqrt_b, inv_b, saved_b = tiled_path.roots_forward(batch, plan, True, True, True)
+    sqrt_1, inv_1, saved_1 = tiled_path.roots_forward(good, plan, True, True, True)
+    assert torch.equal(sqrt_b[:1], sqrt_1) and torch.equal(inv_b[:1], inv_1)
+    assert torch.isnan(sqrt_b[1]).all() and torch.isnan(inv_b[1]).all()
+    gradient_b = tiled_path.roots_backward(plan, saved_b, grad, None)
+    gradient_1 = tiled_path.roots_backward(plan, saved_1, grad[:1], None)
+    assert torch.equal(gradient_b[:1], gradient_1) and not torch.isfinite(gradient_b[1]).any()
+
+
 def test_the_modeled_launch_plan_with_strips_is_the_launch_sequence():
     """`case_model._launch_plan(strips=True)` against the launches of a strip-step inverse root
     with its strip-step backward, n = 80."""
