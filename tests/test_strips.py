@@ -112,10 +112,11 @@ def test_the_lyapunov_strip_chain_matches_the_torch_path(n, precision):
     assert torch.equal(ours, ours.mT)
 
 
-@pytest.mark.parametrize("n,op", [(65, "sqrtm"), (65, "inv_sqrtm"), (130, "inv_sqrtm")])
+@pytest.mark.parametrize("n,op", [(65, "sqrtm"), (65, "inv_sqrtm")])
 def test_strips_as_accurate_as_the_torch_path_when_ill_conditioned(n, op):
     """kappa 1e6, the default schedule, through the public op with strip steps both ways: root and
-    gradient errors against float64 eigh within 1.2x of the torch path's (the strips' iterates
+    gradient errors against float64 eigh within 1.2x of the torch path's, n = 65 (a ragged last
+    strip; n = 130 passed the same bound and was dropped for the suite's time; the strips' iterates
     are not re-symmetrised, as on the torch path; the inverse root's backward saves both roots)."""
     import tritonsqrt
 
