@@ -16,6 +16,13 @@ from tritonsqrt.numerics import coefficients, reference
 from tritonsqrt.testing import exact_roots, random_orthogonal, relative_error, spectrum
 
 
+def _matrices(batch: int, n: int, kappa: float) -> tuple[torch.Tensor, torch.Generator]:
+    """float64 SPD matrices with log-spaced eigenvalues 1 .. 1/kappa, and the generator (seed 1)."""
+    generator = torch.Generator().manual_seed(1)
+    q = random_orthogonal(batch, n, generator).double()
+    return (q * spectrum("logspaced", n, kappa).double()) @ q.mT, generator
+
+
 def _upper_mirrored(x: torch.Tensor) -> torch.Tensor:
     return torch.triu(x) + torch.triu(x, 1).mT
 
@@ -53,9 +60,7 @@ def lyapunov_strips(s_mat, rhs, scale, steps) -> torch.Tensor:
 def lyapunov_main() -> None:
     for n in (65, 130):
         for kappa in (1e2, 1e4, 1e6):
-            generator = torch.Generator().manual_seed(1)
-            q = random_orthogonal(2, n, generator).double()
-            a = (q * spectrum("logspaced", n, kappa).double()) @ q.mT
+            a, generator = _matrices(2, n, kappa)
             sqrt_a, _ = exact_roots(a)
             rhs = reference.symmetrize(torch.randn(2, n, n, generator=generator, dtype=torch.float64))
             scale = torch.linalg.matrix_norm(a).reshape(-1, 1, 1).sqrt()
@@ -74,9 +79,7 @@ def main() -> None:
     steps = coefficients.scaled_ns_schedule(1e-6)
     for n in (65, 130):
         for kappa in (1e2, 1e4, 1e6):
-            generator = torch.Generator().manual_seed(1)
-            q = random_orthogonal(4, n, generator).double()
-            a = (q * spectrum("logspaced", n, kappa).double()) @ q.mT
+            a, _ = _matrices(4, n, kappa)
             exact_sqrt, exact_inv = exact_roots(a)
             a_hat, norm = reference.frobenius_normalize(a.float())
             results = {"torch path": reference.coupled_newton_schulz(a_hat, steps),
