@@ -53,7 +53,7 @@ def test_a_strip_step_is_the_coupled_step_reordered(n):
         tiled.newton_schulz_strip_step(y, z, p, q, table, 1, precision="ieee")
 
 
-@pytest.mark.parametrize("n,precision,dtype", [(65, "ieee", torch.float32), (130, "tf32x3", torch.float32),
+@pytest.mark.parametrize("n,precision,dtype", [(65, "ieee", torch.float32), (96, "tf32x3", torch.float32),
                                                (65, "ieee", torch.float64)])
 def test_the_strip_chain_matches_the_torch_path(n, precision, dtype):
     """Both roots at kappa 1e2 against the torch path of the same plan (tf32x3: its emulated
@@ -95,7 +95,7 @@ def test_a_lyapunov_strip_step_is_the_sign_step_reordered(last):
     assert torch.equal(symmetric, symmetric.mT) and torch.equal(symmetric, 0.5 * (c_out + c_out.mT))
 
 
-@pytest.mark.parametrize("n,precision", [(65, "ieee"), (96, "tf32x3")])
+@pytest.mark.parametrize("n,precision", [(65, "ieee"), (65, "tf32x3")])
 def test_the_lyapunov_strip_chain_matches_the_torch_path(n, precision):
     """Both gradients at kappa 1e2 against the torch path's backward (tf32x3: emulated) <= 1e-5
     (measured 4.7e-7 to 5.1e-7), exactly symmetric, K + 2 launches with the inverse root's
