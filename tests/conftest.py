@@ -20,3 +20,21 @@ def pytest_report_header(config):
 
     problem = interpreter_problem()
     return f"WARNING: kernel tests will fail: {problem}" if problem else None
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k have deselected
+def pytest_collection_modifyitems(config, items):
+    """The compile checks last, so their compiles (started below) overlap the other tests."""
+    items[:] = sorted(items, key=lambda item: item.get_closest_marker("slow_compile") is not None)
+
+
+def pytest_collection_finish(session):
+    """Start the compiles of the selected `slow_compile` tests' modules in the background, at
+    low priority: the interpreter tests mostly keep one core busy and leave the rest idle."""
+    compiling = [item for item in session.items if item.get_closest_marker("slow_compile")]
+    if session.config.option.collectonly:
+        return
+    for module in {item.module for item in compiling}:
+        start = getattr(module, "start_compiles_in_background", None)
+        if start is not None:
+            start(None)  # one compile a CPU

@@ -10,8 +10,13 @@ none is pruned for n > 64) and n = 4096 the largest partial-norm reduction of th
 Cost: the compiles run once per session, both archs in one child process per kernel family
 (the fixtures below are session-scoped and shared by every test), on every CPU; each distinct
 kernel compiles once per arch (n = 4096 adds only the first-step kernels). The tests that need
-them are marked `slow_compile` (deselect with -m "not slow_compile").
+them are marked `slow_compile` (deselect with -m "not slow_compile"). In a session with other
+tests, conftest.py starts these compiles in the background as collection ends, on all CPUs but
+one, and runs the tests that need them last: the interpreter tests keep one core busy.
 """
+
+import os
+import threading
 
 import pytest
 
@@ -23,12 +28,43 @@ TILED_SIZES = (130, 4096)
 ARCHS = ("sm_80", "sm_90")
 
 
+def _compile_all(jobs=None) -> list:
+    both = ",".join(ARCHS)
+    fused = compile_report.report(both, FUSED_SIZES, ("float32",), modules=FUSED, jobs=jobs)
+    large = compile_report.report(both, TILED_SIZES, ("float32", "float64"), modules=("tiled",), jobs=jobs)
+    return fused + large
+
+
+_BACKGROUND: dict = {}  # "thread", then "rows" or "error", once conftest has started the compiles
+
+
+def start_compiles_in_background(jobs: int | None) -> None:
+    """Compile from the end of collection on, in a thread that waits on the child process, so
+    the interpreter tests run beside it; conftest runs these tests last. The thread lowers its
+    own priority (Linux: per thread, inherited by the child it starts), so the compiles take the
+    cores the interpreter tests leave idle and all of them once those are done."""
+    def run():
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):  # no per-thread priority here: the compiles just share the cores
+            pass
+        try:
+            _BACKGROUND["rows"] = _compile_all(jobs)
+        except BaseException as error:  # re-raised in the fixture, where a test can report it
+            _BACKGROUND["error"] = error
+
+    _BACKGROUND["thread"] = threading.Thread(target=run, name="compile-checks", daemon=True)
+    _BACKGROUND["thread"].start()
+
+
 @pytest.fixture(scope="session")
 def all_rows():
-    both = ",".join(ARCHS)
-    fused = compile_report.report(both, FUSED_SIZES, ("float32",), modules=FUSED)
-    large = compile_report.report(both, TILED_SIZES, ("float32", "float64"), modules=("tiled",))
-    return fused + large
+    if "thread" not in _BACKGROUND:  # this file run on its own terms (no conftest start)
+        return _compile_all()
+    _BACKGROUND["thread"].join()
+    if "error" in _BACKGROUND:
+        raise _BACKGROUND["error"]
+    return _BACKGROUND["rows"]
 
 
 @pytest.fixture(params=ARCHS)
@@ -149,7 +185,7 @@ def test_progress_goes_to_stderr(monkeypatch, capsys):
 
 
 @pytest.mark.slow_compile
-def test_table_and_command(tmp_path, capsys):
+def test_table_and_command(all_rows, tmp_path, capsys):
     from tritonsqrt import cli
 
     out = tmp_path / "report.json"
