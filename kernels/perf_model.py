@@ -75,12 +75,52 @@ def _products_per_step(row: dict) -> int:
     return next((count for prefix, count in FUSED_PRODUCTS_PER_STEP.items() if row["kernel"].startswith(prefix)), 1)
 
 
+def loop_shares(row: dict, n: int, loops: int) -> list[float]:
+    """The mean share of a tiled launch's programs that run each of its `loops` top-level loops
+    (SASS order), for the throughput bound: `expected_loop_shares`, or 1 for every loop where
+    the SASS does not have the loops those imply (or the kernel skips none)."""
+    shares = expected_loop_shares(row, n)
+    return shares if shares is not None and len(shares) == loops else [1.0] * loops
+
+
+def expected_loop_shares(row: dict, n: int) -> list[float] | None:
+    """Per top-level product loop of the source, in order, the share of programs that run it;
+    None for a kernel that skips no loop.
+
+    - A mirror tile's loop (`tile_blocks.mirror_product_tile`, after its tile's own loop: the
+      Newton–Schulz `symmetric_part_tile`, the commutator): diagonal tiles skip it (their mirror
+      is their own transpose), T of the T (T + 1) / 2 upper tiles of a T x T tiling.
+    - `lyapunov_products` split over two programs (`tiled._split_roles`): only the commutator's
+      half of them runs the mirror loop.
+    - A `SPLIT_PROGRAMS = 2` Newton–Schulz launch off its split path (first or last step, one
+      iterate): program 1 of every tile returns at once.
+    """
+    constexprs, name = row["constexprs"], row["kernel"]
+    if not is_tiled(row) or is_strip(row) or "BLOCK" not in constexprs:
+        return None
+    tiles = math.ceil(n / constexprs["BLOCK"])
+    off_diagonal = (tiles - 1) / (tiles + 1)
+    split = constexprs.get("SPLIT_PROGRAMS", 1) == 2
+    if name.startswith("tiled.newton_schulz_step["):
+        results = constexprs["UPDATE_Y"] + constexprs["UPDATE_Z"]
+        split_path = split and results == 2 and not constexprs["FIRST"] and not constexprs["UNSCALE"]
+        if constexprs["FIRST"]:  # W W: one loop, mirrored on store
+            shares = [1.0]
+        else:
+            shares = [1.0, off_diagonal] * (1 if split_path else results)
+        return [share / 2 for share in shares] if split and not split_path else shares
+    if name.startswith("tiled.lyapunov_products["):
+        return [1.0, off_diagonal / 2] if split else [1.0, off_diagonal, 1.0]
+    return None
+
+
 def program_mix(row: dict, n: int, steps: int) -> tuple[collections.Counter, collections.Counter]:
     """(instructions of one program, instructions per matrix product), per warp.
 
     Fused: the hot loop is the step loop (run `steps` times); every other loop is a K-chunk
     loop run BLOCK / CHUNK times. Tiled: every loop is a product's K loop, run
-    ceil(n / BLOCK_K) times; the hot loop is the largest. Strip kernels: every top-level loop
+    ceil(n / BLOCK_K) times by its share of the programs (`loop_shares`); the hot loop is the
+    largest. Strip kernels: every top-level loop
     walks the strip's row passes (ceil(n / ROWS) times) around one product's K loop.
     """
     summary, constexprs = row["sass"], row["constexprs"]
@@ -97,9 +137,9 @@ def program_mix(row: dict, n: int, steps: int) -> tuple[collections.Counter, col
         return total, collections.Counter({k: v * row_trips for k, v in _weighted(hot, k_trips).items()})
     if is_tiled(row):
         trips = math.ceil(n / constexprs.get("BLOCK_K", constexprs.get("BLOCK", n)))  # element-wise: BLOCK
-        for loop in loops:
+        for loop, share in zip(loops, loop_shares(row, n, len(loops))):
             for key, count in _weighted(loop, trips).items():
-                total[key] += count * trips
+                total[key] += count * trips * share
         return total, collections.Counter({k: v * trips for k, v in _weighted(hot, trips).items()})
     chunk = constexprs.get("CHUNK", constexprs.get("BLOCK", 1))
     chunk_trips = max(1, constexprs.get("BLOCK", 1) // chunk)

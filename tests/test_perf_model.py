@@ -66,7 +66,35 @@ def _count_in_child() -> dict:
                 continue
             out[f"dot-{cc}-{precision}"] = summary(dot_loop_kernel, dot_signature,
                                                    {"BLOCK": DOT_BLOCK, "PRECISION": precision}, cc)
+    out["tiled"] = _tiled_loops()
     return out
+
+
+# Tiled kernels with loops that some programs skip (`perf_model.expected_loop_shares`), one
+# config each: the compiled SASS must have the loops the source implies, or the shares are lost.
+_NS = "tiled.newton_schulz_step[FIRST={},UPDATE_Y=1,UPDATE_Z=1,UNSCALE={},STORE_Y={},SAVE_Y={},STORE_Z={},SAVE_Z={}," \
+      "TRACE_NORM=0,"
+SKIPPING_KERNELS = (_NS.format(0, 0, 0, 0, 0, 0) + "SPLIT_PROGRAMS=2,",  # a later step, split: 2 loops
+                    _NS.format(0, 0, 0, 0, 0, 0) + "BLOCK=",  # unsplit: 4
+                    _NS.format(0, 1, 1, 1, 1, 1),  # the last step: 4
+                    _NS.format(1, 1, 1, 1, 1, 1),  # the first: 1
+                    "tiled.lyapunov_products[SPLIT_PROGRAMS=2,",  # 2
+                    "tiled.lyapunov_products[BLOCK=")  # unsplit: 3
+
+
+def _tiled_loops() -> dict:
+    """Top-level loops of the first sm_90 config of each SKIPPING_KERNELS entry at n = 130."""
+    from tritonsqrt.kernels import compile_report, tiled
+
+    found = {}
+    for spec in tiled.compile_specs(130, "float32"):
+        prefix = next((p for p in SKIPPING_KERNELS if spec["name"].startswith(p)), None)
+        if prefix is None or prefix in found:
+            continue
+        row = compile_report.compile_spec("tritonsqrt.kernels.tiled", spec, 130, "float32",
+                                          compile_report.ARCHES["sm_90"], with_sass=True)
+        found[prefix] = {"kernel": row["kernel"], "constexprs": row["constexprs"], "loops": len(row["sass"]["loops"])}
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -217,6 +245,47 @@ def test_program_mix_and_cycles():
     k_loop = {"start": 0x10, "end": 0x90, "own": {"instructions": 20}, "children": []}
     tiled_row = _row("tiled.product[...]", [k_loop], {"instructions": 30}, {"BLOCK": 64, "BLOCK_K": 32})
     assert perf_model.program_mix(tiled_row, n=100, steps=1)[0]["instructions"] == 30 + 4 * 20
+
+
+@pytest.mark.slow_compile
+@pytest.mark.parametrize("prefix", SKIPPING_KERNELS)
+def test_skipped_loops_are_where_the_source_puts_them(counted, prefix):
+    from tritonsqrt.kernels import perf_model
+
+    compiled = counted["tiled"][prefix]
+    expected = perf_model.expected_loop_shares(compiled, 130)
+    assert len(expected) == compiled["loops"], compiled["kernel"]
+    assert perf_model.loop_shares(compiled, 130, compiled["loops"]) == expected
+
+
+def test_loop_shares():
+    from tritonsqrt.kernels import perf_model
+
+    def shares(kernel, n=256, loops=None, **constexprs):
+        row = {"kernel": kernel, "constexprs": dict({"BLOCK": 64}, **constexprs)}
+        expected = perf_model.expected_loop_shares(row, n)
+        return perf_model.loop_shares(row, n, len(expected) if loops is None and expected else loops or 1)
+
+    flags = dict(FIRST=0, UPDATE_Y=1, UPDATE_Z=1, UNSCALE=0)
+    # n = 256 in 64-wide tiles: 4 of the 10 upper tiles are diagonal and skip the mirror loop
+    assert shares("tiled.newton_schulz_step[...]", SPLIT_PROGRAMS=2, **flags) == [1.0, 0.6]
+    assert shares("tiled.newton_schulz_step[...]", **dict(flags, UNSCALE=1)) == [1.0, 0.6, 1.0, 0.6]
+    # a split launch off its split path: program 1 of every tile returns
+    assert shares("tiled.newton_schulz_step[...]", SPLIT_PROGRAMS=2, **dict(flags, UNSCALE=1, UPDATE_Y=0)) == \
+        [0.5, 0.3]
+    assert shares("tiled.newton_schulz_step[...]", **dict(flags, FIRST=1)) == [1.0]
+    assert shares("tiled.lyapunov_products[...]", SPLIT_PROGRAMS=2) == [1.0, 0.3]
+    assert shares("tiled.lyapunov_products[...]") == [1.0, 0.6, 1.0]
+    assert shares("tiled.lyapunov_products[...]", n=64) == [1.0, 0.0, 1.0]  # one tile: its own mirror
+    # SASS with other loops than the source implies, or a kernel that skips none: all 1
+    assert shares("tiled.lyapunov_products[...]", loops=4) == [1.0] * 4
+    assert shares("tiled.lyapunov_update[...]", loops=3) == [1.0] * 3
+    assert shares("tiled.newton_schulz_strip[...]", loops=2, ROWS=64) == [1.0] * 2
+    # the program mix charges each loop by its share: two 20-instruction K loops, 4 trips
+    k_loop = {"start": 0x10, "end": 0x90, "own": {"instructions": 20}, "children": []}
+    row = _row("tiled.lyapunov_products[...]", [k_loop, dict(k_loop, start=0xa0, end=0x120)], {"instructions": 30},
+               {"BLOCK": 64, "BLOCK_K": 64, "SPLIT_PROGRAMS": 2})
+    assert perf_model.program_mix(row, n=256, steps=1)[0]["instructions"] == pytest.approx(30 + 4 * 20 * 1.3)
 
 
 def test_launch_waves():
