@@ -92,8 +92,9 @@ def expected_loop_shares(row: dict, n: int) -> list[float] | None:
       is their own transpose), T of the T (T + 1) / 2 upper tiles of a T x T tiling.
     - `lyapunov_products` split over two programs (`tiled._split_roles`): only the commutator's
       half of them runs the mirror loop.
-    - A `SPLIT_PROGRAMS = 2` Newton–Schulz launch off its split path (first or last step, one
-      iterate): program 1 of every tile returns at once.
+    - The Lyapunov update split: the B' programs run one of its two loops.
+    - A `SPLIT_PROGRAMS = 2` Newton–Schulz or Lyapunov update launch off its split path (first or
+      last step, one result): program 1 of every tile returns at once.
     """
     constexprs, name = row["constexprs"], row["kernel"]
     if not is_tiled(row) or is_strip(row) or "BLOCK" not in constexprs:
@@ -111,6 +112,10 @@ def expected_loop_shares(row: dict, n: int) -> list[float] | None:
         return [share / 2 for share in shares] if split and not split_path else shares
     if name.startswith("tiled.lyapunov_products["):
         return [1.0, off_diagonal / 2] if split else [1.0, off_diagonal, 1.0]
+    if name.startswith("tiled.lyapunov_update["):
+        if split and constexprs["UPDATE_B"] and not constexprs["LAST"]:
+            return [1.0, 0.5]  # B D or B B^2, then C B^2 (the C' programs only)
+        return [0.5] * (2 + constexprs["UPDATE_B"]) if split else None
     return None
 
 

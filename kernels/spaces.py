@@ -66,14 +66,18 @@ TF32X3_SPACE = {
     "newton_schulz_step": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
     "newton_schulz_step_ends": ((32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
     "lyapunov_products": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3, 2), (64, 16, 8, 8, 4, 2)),
-    "lyapunov_update": ((64, 8, 8, 4, 2), (64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),
+    # Split (C' in one program, B' in another): spill-free at BLOCK_K 16 for any n, and 2x the
+    # programs, which pays where a launch leaves SMs idle or ends in a partial wave (modeled H100:
+    # B = 1, n = 1024 43.3 -> 33.2 us a step; B = 32, n = 256 19.0 -> 17.5; B = 16, n = 1024 346 -> 335).
+    "lyapunov_update": ((64, 16, 8, 4, 2, 2), (64, 8, 8, 4, 2), (64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),
     "newton_schulz_strip": _STRIPS,
     "lyapunov_strip": ((16, 16, 64, 4, 3), (16, 8, 64, 4, 3)),
 }
 # Entries that compile without spill only where n is a multiple of 16 (the launcher specializes
-# n so; rows are then 16-byte aligned), put first for such n: the Lyapunov update at BLOCK_K 16
-# on one warpgroup (n = 130: 20-80 bytes of spill; n = 4096: 226-232 registers, none). Modeled
-# H100, B = 16, n = 1024: 346 against 391 us a step; B = 32, n = 256: 19.0 against 23.5 us.
+# n so; rows are then 16-byte aligned), offered after the first entry for such n: the unsplit
+# Lyapunov update at BLOCK_K 16 on one warpgroup (n = 130: 20-80 bytes of spill; n = 4096:
+# 226-232 registers, none). Modeled H100, B = 16, n = 1024: 346 against 391 us a step at BLOCK_K
+# 8 (the split default: 335).
 TF32X3_ALIGNED_SPACE = {"lyapunov_update": ((64, 16, 8, 4, 2),)}
 # The interpreter runs programs one after another at a fixed cost per operation: 64-wide
 # tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
@@ -85,7 +89,7 @@ INTERPRETER_STRIPS = ((32, 64, 64, 1, 1),)
 STRIP_SPACES = ("newton_schulz_strip", "lyapunov_strip")
 # The spaces whose kernels may split their two results over two programs (`tiled._split_roles`);
 # for the others a sixth entry is ignored.
-SPLIT_SPACES = ("newton_schulz_step", "lyapunov_products")
+SPLIT_SPACES = ("newton_schulz_step", "lyapunov_products", "lyapunov_update")
 
 # Product loops per program of each tuned kernel, each pipelining 2 operand tiles a step
 # (shared memory is counted as if the loops' buffers were not reused).
@@ -113,7 +117,7 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
     elif precision == "tf32x3" and dtype_name == "float32":
         space = TF32X3_SPACE[kernel_name]
         if n % 16 == 0:
-            space = TF32X3_ALIGNED_SPACE.get(kernel_name, ()) + space
+            space = space[:1] + TF32X3_ALIGNED_SPACE.get(kernel_name, ()) + space[1:]
     else:
         space = GPU_SPACE[dtype_name][kernel_name]
     # tf32x3 loads each operand tile as its two TF32 planes (split once, when stored).

@@ -515,6 +515,7 @@ def _lyapunov_update_kernel(
     b_ptr, c_ptr, b_sq_ptr, commutator_ptr, b_out_ptr, c_out_ptr, steps_ptr, step, n,
     UPDATE_B: tl.constexpr, LAST: tl.constexpr,
     BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
+    SPLIT_PROGRAMS: tl.constexpr = 1,
 ):
     """C' = sym(a C + b (B (B C - C B) + C B^2)) and B' = a B + b B B^2, in one launch.
 
@@ -528,11 +529,32 @@ def _lyapunov_update_kernel(
     steps_ptr: the (a, b) of every step, of shape [steps, 2], compute dtype; step: this one.
     n: matrix size. UPDATE_B: B' is wanted (not after the last step).
     BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
+    SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): in a step that
+        forms both results, program 0 of a tile forms C' (B D, then C B^2), program 1 B'
+        (B B^2, its one loop); otherwise program 0 forms what is wanted and program 1 returns.
+        Twice the programs, for launches that leave SMs idle or end in a partial wave.
     """
     compute_dtype = b_ptr.dtype.element_ty
     matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
-    if tile_row <= tile_col:
-        base = matrix * n * n
+    base = matrix * n * n
+    if SPLIT_PROGRAMS == 2 and UPDATE_B and not LAST:
+        if tile_row <= tile_col:
+            forms_c = _split_roles()
+            rows = tile_indices(tile_row, BLOCK)
+            cols = tile_indices(tile_col, BLOCK)
+            plane = operand_plane(n, BLOCK)
+            # B D or B B^2: one loop, the right operand chosen per program; C' adds C B^2.
+            acc = product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), b_ptr + base,
+                               tl.where(forms_c, commutator_ptr, b_sq_ptr) + base, rows, cols, n, plane, BLOCK_K,
+                               PRECISION)
+            if forms_c:
+                acc = product_tile(acc, c_ptr + base, b_sq_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
+            previous = tl.where(forms_c, c_ptr, b_ptr) + base
+            new = tl.load(steps_ptr + 2 * step) * load_block(previous, rows, cols, n) + \
+                tl.load(steps_ptr + 2 * step + 1) * acc
+            store_split(tl.where(forms_c, c_out_ptr, b_out_ptr) + base, new, rows, cols, n, plane, True,
+                        PRECISION == "tf32x3")
+    elif (tile_row <= tile_col) & (tl.program_id(1) == 0):
         b_ptr += base
         c_ptr += base
         b_sq_ptr += base
@@ -569,7 +591,7 @@ ELEMENTWISE_WARPS = 4
 
 # Kernels with two results that may form them in two programs (SPLIT_PROGRAMS, `_split_roles`;
 # `spaces.SPLIT_SPACES` names their autotune spaces).
-SPLIT_KERNELS = ("newton_schulz_step", "lyapunov_products")
+SPLIT_KERNELS = ("newton_schulz_step", "lyapunov_products", "lyapunov_update")
 # Kernels whose programs own column strips (`strips.py`): grid strips x batch by roles, no GROUP.
 STRIP_KERNELS = ("newton_schulz_strip", "lyapunov_strip")
 

@@ -79,7 +79,8 @@ SKIPPING_KERNELS = (_NS.format(0, 0, 0, 0, 0, 0) + "SPLIT_PROGRAMS=2,",  # a lat
                     _NS.format(0, 1, 1, 1, 1, 1),  # the last step: 4
                     _NS.format(1, 1, 1, 1, 1, 1),  # the first: 1
                     "tiled.lyapunov_products[SPLIT_PROGRAMS=2,",  # 2
-                    "tiled.lyapunov_products[BLOCK=")  # unsplit: 3
+                    "tiled.lyapunov_products[BLOCK=",  # unsplit: 3
+                    "tiled.lyapunov_update[UPDATE_B=1,LAST=0,SPLIT_PROGRAMS=2,")  # 2
 
 
 def _tiled_loops() -> dict:
@@ -277,9 +278,12 @@ def test_loop_shares():
     assert shares("tiled.lyapunov_products[...]", SPLIT_PROGRAMS=2) == [1.0, 0.3]
     assert shares("tiled.lyapunov_products[...]") == [1.0, 0.6, 1.0]
     assert shares("tiled.lyapunov_products[...]", n=64) == [1.0, 0.0, 1.0]  # one tile: its own mirror
+    # the split Lyapunov update: the B' programs run one loop of two; off its split path half idle
+    assert shares("tiled.lyapunov_update[...]", SPLIT_PROGRAMS=2, UPDATE_B=1, LAST=0) == [1.0, 0.5]
+    assert shares("tiled.lyapunov_update[...]", SPLIT_PROGRAMS=2, UPDATE_B=0, LAST=1) == [0.5, 0.5]
     # SASS with other loops than the source implies, or a kernel that skips none: all 1
     assert shares("tiled.lyapunov_products[...]", loops=4) == [1.0] * 4
-    assert shares("tiled.lyapunov_update[...]", loops=3) == [1.0] * 3
+    assert shares("tiled.lyapunov_update[...]", loops=3, UPDATE_B=1, LAST=0) == [1.0] * 3
     assert shares("tiled.newton_schulz_strip[...]", loops=2, ROWS=64) == [1.0] * 2
     # the program mix charges each loop by its share: two 20-instruction K loops, 4 trips
     k_loop = {"start": 0x10, "end": 0x90, "own": {"instructions": 20}, "children": []}

@@ -174,6 +174,29 @@ def test_one_triangle_products_are_symmetric_and_equal_the_full_product():
     assert _rel(c_next, expected_c) <= 5e-7  # measured 1.1e-7 and below for all five
 
 
+@pytest.mark.parametrize("last", [False, True])
+def test_split_lyapunov_update_is_the_unsplit_one_bit_for_bit(monkeypatch, last):
+    """C' and B' formed by two programs a tile (`SPLIT_PROGRAMS = 2`) sum the same products in the
+    same order as one program forming both; the last step (C' only) leaves program 1 idle."""
+    n = 130
+    b = spd_with_condition(2, n, 100.0, seed=33)
+    b = b / torch.linalg.matrix_norm(b, ord=2, keepdim=True)
+    c = random_symmetric(2, n, seed=34)
+    b_sq, commutator = torch.empty_like(b), torch.empty_like(b)
+    table = tiled.coefficient_table(((1.5, -0.5),), torch.float32, b.device)
+    tiled.lyapunov_products(b, c, b_sq, commutator, precision="ieee")
+    results = []
+    for split in (2, 1):
+        monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((64, 64, 2, 1, 1, split),))
+        b_next, c_next = torch.full_like(b, float("nan")), torch.full_like(b, float("nan"))
+        tiled.lyapunov_update(b, c, b_sq, commutator, table, 0, b_out=None if last else b_next, c_out=c_next,
+                              last=last, precision="ieee")
+        results.append((b_next, c_next))
+    (b_split, c_split), (b_one, c_one) = results
+    assert torch.equal(c_split, c_one) and torch.equal(c_split, c_split.mT)
+    assert torch.equal(b_split, b_one) if not last else bool(b_split.isnan().all())
+
+
 def test_both_roots_and_both_gradients_with_32_wide_tiles(monkeypatch):
     monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((32, 32, 1, 1, 1),))
     n = 65
@@ -251,22 +274,6 @@ def test_launches_per_step(method):
     assert forward.launches == expected, forward.names
     # ns (iSQRT-COV) is differentiated through its iteration by torch products: no tiled launch.
     assert backward.launches == (0 if method == "ns" else 1 + 2 + 2 * len(plan.backward_steps)), backward.names
-
-
-def test_the_modeled_launch_plan_is_the_launch_sequence():
-    """`case_model._launch_plan` (what the performance model times) against the launches of a
-    default scaled_ns inverse root with its backward, kernel for kernel, at n = 80."""
-    from tritonsqrt.kernels import case_model
-
-    n = 80
-    a = spd_with_condition(1, n, 10.0, seed=14)
-    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n)
-    with count_launches() as counted:
-        _, _, saved = tiled_path.roots_forward(a, plan, False, True, True)
-        tiled_path.roots_backward(plan, saved, None, random_symmetric(1, n, seed=15))
-    base = lambda name: name.strip("_").removeprefix("tiled.").split("[")[0].removesuffix("_kernel")  # noqa: E731
-    modeled = [base(prefix) for prefix, _, _ in case_model._launch_plan(n, 1, "inv_sqrtm", backward=True)]
-    assert modeled == [base(name) for name in counted.names]
 
 
 def test_compile_specs_cover_the_autotune_space():
