@@ -93,8 +93,8 @@ def expected_loop_shares(row: dict, n: int) -> list[float] | None:
     - `lyapunov_products` split over two programs (`tiled._split_roles`): only the commutator's
       half of them runs the mirror loop.
     - The Lyapunov update split: the B' programs run one of its two loops.
-    - A `SPLIT_PROGRAMS = 2` Newton–Schulz or Lyapunov update launch off its split path (first or
-      last step, one result): program 1 of every tile returns at once.
+    - A `SPLIT_PROGRAMS = 2` Newton–Schulz or Lyapunov update launch off its split path (the
+      first step, or one result): program 1 of every tile returns at once.
     """
     constexprs, name = row["constexprs"], row["kernel"]
     if not is_tiled(row) or is_strip(row) or "BLOCK" not in constexprs:
@@ -104,7 +104,7 @@ def expected_loop_shares(row: dict, n: int) -> list[float] | None:
     split = constexprs.get("SPLIT_PROGRAMS", 1) == 2
     if name.startswith("tiled.newton_schulz_step["):
         results = constexprs["UPDATE_Y"] + constexprs["UPDATE_Z"]
-        split_path = split and results == 2 and not constexprs["FIRST"] and not constexprs["UNSCALE"]
+        split_path = split and results == 2 and not constexprs["FIRST"]
         if constexprs["FIRST"]:  # W W: one loop, mirrored on store
             shares = [1.0]
         else:

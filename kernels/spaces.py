@@ -58,12 +58,16 @@ GPU_SPACE = {
 # or more products (8-264 bytes), but for the Lyapunov update at BLOCK_K 8 and 2 stages.
 # A sixth entry, 2, splits a two-result kernel's results over two programs a tile
 # (`tiled._split_roles`): one accumulator a program, so 64-wide tiles at 4 warps (full-width
-# wgmma on sm_90) fit. The first and last Newton–Schulz steps keep a space of their own, unsplit:
-# their epilogues (the norm, the unscale) spill 96-144 bytes in a split program.
+# wgmma on sm_90) fit. The first Newton–Schulz step, and the last where it forms one root or n
+# is not a multiple of 16, keep a space of their own, unsplit: their epilogues (the norm, the
+# unscale) spill 84-156 bytes in a split program.
 TF32X3_SPACE = {
     "power_step": _ONE_PRODUCT,
     "product": ((64, 16, 8, 4, 3), (64, 32, 8, 8, 3), (32, 16, 1, 4, 3)),
-    "newton_schulz_step": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
+    # Also the last step where it forms both roots and n is a multiple of 16: its split unscale
+    # epilogue spills 80-156 bytes at 3 stages, none at 2 (the later steps model the same at
+    # either); at other n 84-156 bytes at 2 as well, so there the last step keeps the ends space.
+    "newton_schulz_step": ((64, 16, 8, 4, 2, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
     "newton_schulz_step_ends": ((32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
     "lyapunov_products": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3, 2), (64, 16, 8, 8, 4, 2)),
     # Split (C' in one program, B' in another): spill-free at BLOCK_K 16 for any n, and 2x the

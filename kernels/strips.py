@@ -153,7 +153,7 @@ def _symmetric_part_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
 
 
 # Largest n where strip steps pay (modeled, tf32x3, inv_sqrtm, B = 1, H100: forward at n = 192
-# 109 against 130 us, at n = 256 152 against 142 us; the Lyapunov steps at n = 96 save 16 us of
+# 109 against 128 us, at n = 256 152 against 140 us; the Lyapunov steps at n = 96 save 16 us of
 # 197, at n = 128 3 us (A100: 2.7 us more; kept for one launch a step), at n = 160 cost 63 us
 # more: docs/large-and-tuning.md, "Strip steps").
 STRIPS_MAX_N = 192
@@ -167,7 +167,7 @@ def strips_pay(n: int, batch: int, sms: int | None, backward: bool = False) -> b
     They do while a step is short next to a launch (n <= STRIPS_MAX_N, Lyapunov: <= 128, its
     strip step has 6 products against 3) and their programs fit in one wave, counted at 32-wide
     strips and two roles (Newton–Schulz) or 16-wide strips (Lyapunov). At B = 16, n = 128 on an
-    A100 (108 SMs) neither does: modeled 158 against 136 us forward, 435 against 310 us for both.
+    A100 (108 SMs) neither does: modeled 158 against 135 us forward, 434 against 309 us for both.
     Off the GPU (sms None: the interpreter) the tiled steps run; tests ask for the strips themselves.
     """
     if sms is None:

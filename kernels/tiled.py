@@ -217,12 +217,12 @@ def _newton_schulz_step_kernel(
     PARTIALS, BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     TRACE_NORM: ns (iSQRT-COV): norm_ptr already holds tr W, the divisor in place of ||W||_F.
     SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): in a step that
-        updates both iterates and is neither the first nor the last (UNSCALE), program 0 of a
-        tile forms Y', program 1 Z' (one accumulator a program); otherwise program 0 forms
-        both, as with 1, and program 1 returns.
+        updates both iterates and is not the first, program 0 of a tile forms Y' (with UNSCALE:
+        the square root), program 1 Z' (the inverse root), one accumulator a program; otherwise
+        program 0 forms both, as with 1, and program 1 returns.
     """
     matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
-    if SPLIT_PROGRAMS == 2 and UPDATE_Y and UPDATE_Z and not FIRST and not UNSCALE:
+    if SPLIT_PROGRAMS == 2 and UPDATE_Y and UPDATE_Z and not FIRST:
         if tile_row <= tile_col:
             # Y' = a Y + b sym(Y M) or Z' = a Z + b sym(M Z): one form, the operands chosen per program.
             first_role = _split_roles()
@@ -230,15 +230,29 @@ def _newton_schulz_step_kernel(
             left = tl.where(first_role, y_ptr, m_ptr) + base
             right = tl.where(first_role, m_ptr, z_ptr) + base
             previous = tl.where(first_role, y_ptr, z_ptr) + base
-            out = tl.where(first_role, y_out_ptr, z_out_ptr) + base
             rows = tile_indices(tile_row, BLOCK)
             cols = tile_indices(tile_col, BLOCK)
             plane = operand_plane(n, BLOCK)
+            if UNSCALE:  # the norm's scalars before the loop (`norm_scalars`)
+                norm = tl.load(norm_ptr + matrix)
+                _, root_norm, inverse_root = norm_scalars(norm)
+                # `_unscale` of either root: sqrt(||A||) Y', or Z' / sqrt(||A||) (diag(+inf) for A = 0)
+                scale = tl.where(first_role, root_norm, inverse_root)
+                scaled = first_role | (norm != 0)
             acc = symmetric_part_tile(tl.zeros((BLOCK, BLOCK), dtype=norm_ptr.dtype.element_ty), left, right, rows,
                                       cols, tile_row == tile_col, n, plane, BLOCK_K, PRECISION)
             new = tl.load(steps_ptr + 2 * step) * load_block(previous, rows, cols, n) + \
                 tl.load(steps_ptr + 2 * step + 1) * acc
-            store_split(out, new, rows, cols, n, plane, True, PRECISION == "tf32x3")
+            if UNSCALE:  # the last step: the roots, each where its flags want it
+                root = tl.where(scaled, new * scale, tl.where(rows[:, None] == cols[None, :], float("inf"), 0.0))
+                # One store of each kind, its pointer and flag chosen per program (four spilled).
+                if tl.where(first_role, STORE_Y, STORE_Z):
+                    store_output(tl.where(first_role, y_out_ptr, z_out_ptr) + base, root, rows, cols, n, True)
+                if tl.where(first_role, SAVE_Y, SAVE_Z):
+                    store_output(tl.where(first_role, y_saved_ptr, z_saved_ptr) + base, root, rows, cols, n, True)
+            else:
+                store_split(tl.where(first_role, y_out_ptr, z_out_ptr) + base, new, rows, cols, n, plane, True,
+                            PRECISION == "tf32x3")
     elif (tile_row <= tile_col) & (tl.program_id(1) == 0):
         compute_dtype = norm_ptr.dtype.element_ty
         base = matrix * n * n
@@ -706,16 +720,23 @@ def newton_schulz_step(y, z, m, table, step: int, norm, partials=None, *, y_out=
     (trace_norm: not the partials; norm already holds tr W)."""
     first = step == 0
     num_partials = partials.shape[-1] if first else 1
-    args = (y, _or(z, y), m, _or(y_out, y), _or(y_saved, y), _or(z_out, y), _or(z_saved, y),
+    # An output not wanted points at its partner (same dtype): a split last step picks either by role.
+    outputs = (_or(y_out, _or(z_out, y)), _or(y_saved, _or(z_saved, y)), _or(z_out, _or(y_out, y)),
+               _or(z_saved, _or(y_saved, y)))
+    args = (y, _or(z, y), m, outputs[0], outputs[1], outputs[2], outputs[3],
             table, step, norm, partials if first else norm, num_partials, y.shape[-1])
     flags = dict(FIRST=first, UPDATE_Y=update_y, UPDATE_Z=update_z, UNSCALE=unscale,
                  STORE_Y=unscale and y_out is not None, SAVE_Y=unscale and y_saved is not None,
                  STORE_Z=unscale and z_out is not None, SAVE_Z=unscale and z_saved is not None,
                  PARTIALS=triton.next_power_of_2(num_partials), TRACE_NORM=trace_norm)
     variant = ("first" if first else "next") + ("-y" if update_y else "") + ("-z" if update_z else "")
-    # The first and last steps' epilogues take more registers: a space (and tuning keys) of their own.
+    # The first step's epilogue (the norm) takes more registers: a space of its own, as does the
+    # last's unless it forms both roots at an n that is a multiple of 16: that one splits them
+    # over two programs in the later steps' space (whose unsplit entries are the ends space's;
+    # at other n the split unscale epilogue spills 84-156 bytes).
+    split_last = unscale and update_y and update_z and y.shape[-1] % 16 == 0
     _launch_tuned("newton_schulz_step", variant + ("-unscale" if unscale else ""), y, precision, args, flags,
-                  space="newton_schulz_step_ends" if first or unscale else None)
+                  space="newton_schulz_step_ends" if first or (unscale and not split_last) else None)
 
 
 def newton_schulz_strip_step(y, z, p, q, table, step: int, *, y_out=None, z_out=None, precision: str) -> None:
@@ -805,9 +826,11 @@ _COMPILE_VARIANTS = {
         dict(FIRST=False, WRITE_Z=False, WRITE_POWER=True, FIRST_POLY=True, SECOND_POLY=True, UNSCALE=True,
              STORE_FIRST=True, SAVE_FIRST=True, STORE_SECOND=True, SAVE_SECOND=True),
     ),
-    "newton_schulz_step": (  # the steps between the first and the last
+    "newton_schulz_step": (  # the steps after the first; the last where it forms both roots (n % 16 == 0)
         dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=False, STORE_Y=False, SAVE_Y=False, STORE_Z=False,
              SAVE_Z=False, TRACE_NORM=False),
+        dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
+             SAVE_Z=True, TRACE_NORM=False),
     ),
     "newton_schulz_step_ends": (
         dict(FIRST=True, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
@@ -862,12 +885,16 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
             continue
         fn = _KERNELS[kernel_name]
         for flags in variants:
+            if space == "newton_schulz_step" and flags["UNSCALE"] and n % 16:  # never launched there
+                continue
             # Outputs in the I/O dtype only where the roots are stored (the unscale epilogue).
             flags_io = io if flags.get("UNSCALE", True) else compute
             for precision in PRECISIONS if dtype_name == "float32" else ("ieee",):
                 on_sm80 = candidate_configs(space, n, dtype_name, precision)
                 on_sm90 = candidate_configs(space, n, dtype_name, precision, shared_memory=SM90_SHARED_MEMORY)
                 for config in on_sm80 + [c for c in on_sm90 if c not in on_sm80]:
+                    if space == "newton_schulz_step" and flags.get("UNSCALE") and config["SPLIT_PROGRAMS"] == 1:
+                        continue  # an unsplit last step is the ends space's kernel (the same entries)
                     constexprs = dict(flags, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"], PRECISION=precision)
                     # GROUP (tile rows a group) or, for a strip kernel, ROWS (`spaces._STRIPS`)
                     constexprs["GROUP" if "GROUP" in fn.arg_names else "ROWS"] = config["GROUP"]

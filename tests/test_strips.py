@@ -173,8 +173,8 @@ def test_when_strips_pay():
     """The rule the tiled path follows (not the fixture's override): small n, one wave of programs."""
     rule = RULE
     assert rule(128, 1, 132) and rule(96, 16, 132) and rule(192, 4, 132)
-    assert not rule(256, 1, 132)  # modeled on H100: 152 against 142 us for the tiled steps
-    assert not rule(128, 16, 108)  # A100: 128 programs in 108 SMs, 158 against 136 us
+    assert not rule(256, 1, 132)  # modeled on H100: 152 against 140 us for the tiled steps
+    assert not rule(128, 16, 108)  # A100: 128 programs in 108 SMs, 158 against 135 us
     assert not rule(128, 1, None)  # the interpreter runs the tiled steps unless asked
     # The Lyapunov steps: 6 products a strip step, so only up to n = 128 (H100 n = 160: 317 against 254 us)
     assert rule(128, 16, 132, backward=True) and rule(96, 16, 108, backward=True)

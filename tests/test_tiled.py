@@ -197,6 +197,24 @@ def test_split_lyapunov_update_is_the_unsplit_one_bit_for_bit(monkeypatch, last)
     assert torch.equal(b_split, b_one) if not last else bool(b_split.isnan().all())
 
 
+def test_split_last_newton_schulz_step_is_the_unsplit_one_bit_for_bit(monkeypatch):
+    """At n a multiple of 16 the last step forms its two roots in two programs a tile (the later
+    steps' space): the same roots, bit for bit, as one program forming both, and one launch."""
+    n = 96
+    a = spd_with_condition(2, n, 1e3, seed=35)
+    plan = _plan("scaled_ns", n)
+    results = []
+    for split in (2, 1):
+        monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((64, 64, 2, 1, 1, split),))
+        with count_launches() as counted:
+            results.append(tiled_path.roots_forward(a, plan, True, True, True))
+        assert counted.launches == 2 * len(plan.forward_steps)
+    (sqrt_split, inv_split, saved_split), (sqrt_one, inv_one, saved_one) = results
+    assert torch.equal(sqrt_split, sqrt_one) and torch.equal(inv_split, inv_one)
+    assert all(torch.equal(x, y) for x, y in zip(saved_split, saved_one) if isinstance(x, torch.Tensor))
+    assert torch.equal(inv_split, inv_split.mT)
+
+
 def test_both_roots_and_both_gradients_with_32_wide_tiles(monkeypatch):
     monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((32, 32, 1, 1, 1),))
     n = 65
@@ -274,6 +292,16 @@ def test_launches_per_step(method):
     assert forward.launches == expected, forward.names
     # ns (iSQRT-COV) is differentiated through its iteration by torch products: no tiled launch.
     assert backward.launches == (0 if method == "ns" else 1 + 2 + 2 * len(plan.backward_steps)), backward.names
+
+
+@pytest.mark.parametrize("dtype_name, precision", [("float32", p) for p in tiled.PRECISIONS] + [("float64", "ieee")])
+def test_a_last_step_in_the_later_steps_space_is_split_or_an_ends_kernel(dtype_name, precision):
+    """The last Newton–Schulz step may run in the later steps' space (both roots, n % 16 == 0):
+    compile_specs compiles only its split entries there, so its unsplit ones must be the ends'."""
+    for n, shared in ((128, tiled.SM80_SHARED_MEMORY), (4096, tiled.SM90_SHARED_MEMORY)):
+        ends = tiled_space.candidate_configs("newton_schulz_step_ends", n, dtype_name, precision, shared_memory=shared)
+        later = tiled_space.candidate_configs("newton_schulz_step", n, dtype_name, precision, shared_memory=shared)
+        assert all(config in ends for config in later if config["SPLIT_PROGRAMS"] == 1)
 
 
 def test_compile_specs_cover_the_autotune_space():
