@@ -11,8 +11,9 @@ Cost: the compiles run once per session, both archs in one child process per ker
 (the fixtures below are session-scoped and shared by every test), on every CPU; each distinct
 kernel compiles once per arch (n = 4096 adds only the first-step kernels). The tests that need
 them are marked `slow_compile` (deselect with -m "not slow_compile"). In a session with other
-tests, conftest.py starts these compiles in the background as collection ends, on all CPUs but
-one, and runs the tests that need them last: the interpreter tests keep one core busy.
+tests, conftest.py starts these compiles in the background as collection ends, one a CPU at low
+priority, and runs the tests that need them last: the interpreter tests keep one core busy. The
+split last Newton–Schulz step is listed only where n is a multiple of 16, so n = 4096 compiles it.
 """
 
 import os
