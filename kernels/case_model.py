@@ -7,11 +7,14 @@ The launch sequence is the one of the library's launchers:
   backward steps. Among the tuning candidates the model takes its own fastest (what the tuner
   should find, if the model is right).
 - n > 64 (tiled, `tritonsqrt/paths/tiled_path.py`): forward `prepare_forward`, the first
-  Newton–Schulz step, then per further step a full product and a step; backward
-  `prepare_backward`, for the inverse root two products, then per step `lyapunov_products` and
-  `lyapunov_update`; product kernels over cdiv(n, BLOCK)^2 x B programs, those with a symmetric
-  result over the tiles on and above the diagonal (the rest return at once). The config is the
-  first of the autotune space (a cold tuning cache), not tuned.
+  Newton–Schulz step, then per further step one chained step (`kernels/chained.py`: M = Z Y,
+  then the update); backward `prepare_backward`, for the inverse root two products, then per
+  step one chained Lyapunov step (B^2 and B C - C B, then C' and B'); product kernels over
+  cdiv(n, BLOCK)^2 x B programs, those with a symmetric result over the tiles on and above the
+  diagonal (the rest return at once); a chained launch as its two phases' waves one after the
+  other with one launch latency (`perf_model.chained_launch_us`). Small problems take strip
+  steps instead where `strips.strips_pay` says so. The config is the first of the autotune
+  space (a cold tuning cache), not tuned.
 
 Floor (perf/floor.py) with the GPU's published rates: bytes over memory
 bandwidth or FLOPs over the product rate of the precision, plus one launch latency a kernel.
@@ -32,6 +35,7 @@ ELEMENTWISE_BLOCK = 32  # kernels/tiled.py
 UPPER_TILES = -2  # `_launch_plan`'s programs of a tiled kernel with a symmetric result
 STRIPS = -3  # a strip kernel forming both iterates: a program per column strip and role
 STRIPS_ONE_ROLE = -4  # the same forming one of them
+CHAINED = -5  # a chained step: its phase-1 programs, then its phase-2 ones (`_chained_programs`)
 
 
 def _plan(n: int):
@@ -87,10 +91,9 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | Non
     # 0: a program per tile; UPPER_TILES: the kernel works on the tiles on and above the diagonal
     # only (the others return at once), so those are the programs timed.
     bands = math.ceil(n / ELEMENTWISE_BLOCK)
-    # The steps between the first and the last have a compiled variant (and space) of their own;
-    # the first is timed as compiled, with the unscale epilogue (`tiled._COMPILE_VARIANTS`).
-    step = "tiled.newton_schulz_step[FIRST={},UPDATE_Y=1,UPDATE_Z=1,UNSCALE={}"
-    launches = [("tiled.prepare_forward_kernel[", bands * batch, 1), (step.format(1, 1), UPPER_TILES, 1)]
+    # The first step is timed as compiled, with the unscale epilogue (`tiled._COMPILE_VARIANTS`).
+    first = "tiled.newton_schulz_step[FIRST=1,UPDATE_Y=1,UPDATE_Z=1,UNSCALE=1"
+    launches = [("tiled.prepare_forward_kernel[", bands * batch, 1), (first, UPPER_TILES, 1)]
     from .strips import strips_pay
 
     if backward_strips is None:
@@ -103,8 +106,9 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | Non
         launches += [(strip, STRIPS, 1)] * (forward_steps - 2) + [(strip, last_roles, 1)]
         launches.append(("tiled.unscale_roots_kernel[", bands * bands * batch, 1))
     else:
-        launches += [("tiled.product[SYMMETRIC=0", 0, 1), (step.format(0, 0), UPPER_TILES, 1)] * (forward_steps - 2)
-        launches += [("tiled.product[SYMMETRIC=0", 0, 1), (step.format(0, 1), UPPER_TILES, 1)] * (forward_steps > 1)
+        chained = "tiled.newton_schulz_chained[UPDATE_Y=1,UPDATE_Z=1,UNSCALE={}"
+        launches += [(chained.format(0), CHAINED, 1)] * (forward_steps - 2)
+        launches += [(chained.format(1), CHAINED, 1)] * (forward_steps > 1)
     if backward:
         launches.append(("tiled.prepare_backward_kernel[", bands * bands * batch, 1))
         if op == "inv_sqrtm":
@@ -113,19 +117,36 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | Non
             launches += [("tiled.lyapunov_strip[", STRIPS_ONE_ROLE, 1)] * backward_steps
             launches.append(("tiled.symmetric_part_kernel[", bands * bands * batch, 1))
         else:
-            launches += [("tiled.lyapunov_products[", UPPER_TILES, 1),
-                         ("tiled.lyapunov_update[", UPPER_TILES, 1)] * backward_steps
+            launches += [("tiled.lyapunov_chained[", CHAINED, 1)] * backward_steps
     return launches
+
+
+def _chained_programs(row: dict, n: int, batch: int) -> tuple[int, int]:
+    """(phase-1, phase-2) programs of a chained launch that do work: M = Z Y on every tile; the
+    Lyapunov products and every update on the tiles on and above the diagonal (the others
+    only count themselves in and return)."""
+    tiles = math.ceil(n / row["constexprs"]["BLOCK"])
+    split = row["constexprs"].get("SPLIT_PROGRAMS", 1)
+    upper = tiles * (tiles + 1) // 2 * batch * split
+    return (tiles * tiles * batch if row["kernel"].startswith("tiled.newton_schulz_chained[") else upper), upper
+
+
+def _launch_us(row: dict, gpu: Gpu, programs: int, n: int, batch: int, steps: int) -> float:
+    if programs == CHAINED:
+        return perf_model.chained_launch_us(row, gpu, *_chained_programs(row, n, batch), n)
+    return perf_model.launch_us(row, gpu, _programs(row, programs, n, batch), n, steps)
 
 
 def _programs(row: dict, programs: int, n: int, batch: int) -> int:
     if programs == -1:
         return math.ceil(batch / row["constexprs"].get("MATRICES", 1))
-    split = row["constexprs"].get("SPLIT_PROGRAMS", 1)  # tiled: programs a tile (`tiled._split_roles`)
+    split = row["constexprs"].get("SPLIT_PROGRAMS", 1)  # tiled: programs a tile (`step_tiles`, split roles)
     if programs == 0:  # a product kernel: one program per output tile
         return math.ceil(n / row["constexprs"]["BLOCK"]) ** 2 * batch * split
     if programs in (STRIPS, STRIPS_ONE_ROLE):  # a program per column strip and role
         return math.ceil(n / row["constexprs"]["BLOCK"]) * batch * (2 if programs == STRIPS else 1)
+    if programs == CHAINED:
+        return sum(_chained_programs(row, n, batch))
     if programs == UPPER_TILES:  # a symmetric result: the tiles on and above the diagonal
         tiles = math.ceil(n / row["constexprs"]["BLOCK"])
         return tiles * (tiles + 1) // 2 * batch * split
@@ -145,8 +166,7 @@ def case_time(rows: list[dict], gpu: Gpu, n: int, batch: int, op: str, backward:
                       and (n <= FUSED_LIMIT) == (not perf_model.is_tiled(row))]
         if not candidates:
             raise LookupError(f"no compiled kernel {prefix}... at n={n}, {precision}, {gpu.arch}")
-        timed = [(perf_model.launch_us(row, gpu, _programs(row, programs, n, batch), n, steps), row)
-                 for row in candidates]
+        timed = [(_launch_us(row, gpu, programs, n, batch, steps), row) for row in candidates]
         us, row = min(timed, key=lambda pair: pair[0])
         total += us
         launches.append({"kernel": row["kernel"], "programs": _programs(row, programs, n, batch), "modeled_us": us})

@@ -45,8 +45,14 @@ def sass_summary(sass_text: str) -> dict:
         return {"start": loop.start, "end": loop.end, "own": dict(sass.mix(sass.instructions_in(instructions, loop))),
                 "children": [describe(child) for child in loop.children]}
 
-    return {"loops": [describe(loop) for loop in roots],
-            "outside": dict(sass.mix(sass.outside_loops(instructions, roots))),
+    outside = sass.outside_loops(instructions, roots)
+    # The outside instructions by where they lie: before the first top-level loop, between two,
+    # after the last (a chained kernel's phases, `program_mix`).
+    bounds = [-1] + [loop.end for loop in roots]
+    gaps = [dict(sass.mix([ins for ins in outside if low < ins.address and
+                           (i == len(roots) or ins.address < roots[i].start)]))
+            for i, low in enumerate(bounds)]
+    return {"loops": [describe(loop) for loop in roots], "outside": dict(sass.mix(outside)), "gaps": gaps,
             "total": dict(sass.mix(instructions))}
 
 
@@ -75,26 +81,37 @@ def _products_per_step(row: dict) -> int:
     return next((count for prefix, count in FUSED_PRODUCTS_PER_STEP.items() if row["kernel"].startswith(prefix)), 1)
 
 
-def loop_shares(row: dict, n: int, loops: int) -> list[float]:
+def loop_shares(row: dict, n: int, loops: int, phase: int | None = None) -> list[float]:
     """The mean share of a tiled launch's programs that run each of its `loops` top-level loops
     (SASS order), for the throughput bound: `expected_loop_shares`, or 1 for every loop where
-    the SASS does not have the loops those imply (or the kernel skips none)."""
-    shares = expected_loop_shares(row, n)
+    the SASS does not have the loops those imply (or the kernel skips none). phase: of a chained
+    kernel (`is_chained`), 1 or 2: the programs of that phase only."""
+    shares = expected_loop_shares(row, n, phase)
     return shares if shares is not None and len(shares) == loops else [1.0] * loops
 
 
-def expected_loop_shares(row: dict, n: int) -> list[float] | None:
+def is_chained(row: dict) -> bool:
+    """A chained step (`kernels/chained.py`): two phases of programs in one launch."""
+    return row["kernel"].startswith(("tiled.newton_schulz_chained[", "tiled.lyapunov_chained["))
+
+
+def expected_loop_shares(row: dict, n: int, phase: int | None = None) -> list[float] | None:
     """Per top-level product loop of the source, in order, the share of programs that run it;
     None for a kernel that skips no loop.
 
     - A mirror tile's loop (`tile_blocks.mirror_product_tile`, after its tile's own loop: the
       Newton–Schulz `symmetric_part_tile`, the commutator): diagonal tiles skip it (their mirror
       is their own transpose), T of the T (T + 1) / 2 upper tiles of a T x T tiling.
-    - `lyapunov_products` split over two programs (`tiled._split_roles`): only the commutator's
-      half of them runs the mirror loop.
+    - The Lyapunov products split over two programs (`step_tiles`, split roles): only the
+      commutator's half of them runs the mirror loop.
     - The Lyapunov update split: the B' programs run one of its two loops.
-    - A `SPLIT_PROGRAMS = 2` Newton–Schulz or Lyapunov update launch off its split path (the
-      first step, or one result): program 1 of every tile returns at once.
+    - A `SPLIT_PROGRAMS = 2` Newton–Schulz or Lyapunov update off its split path (the first
+      step, or one result): program 1 of every tile returns at once.
+    - A chained kernel (`is_chained`): its phase-1 loops (M = Z Y; the Lyapunov products) come
+      first in the source, then the phase-2 programs' wait (a spin loop, `chained.py`), then
+      their loops (the update); the programs of one phase run none of the other's, so `phase`
+      (1 or 2) gives the other phase's loops a share of 0. The wait gets 0 in both: its trips
+      are the time the producers take, which the phases' waves already count.
     """
     constexprs, name = row["constexprs"], row["kernel"]
     if not is_tiled(row) or is_strip(row) or "BLOCK" not in constexprs:
@@ -103,23 +120,37 @@ def expected_loop_shares(row: dict, n: int) -> list[float] | None:
     off_diagonal = (tiles - 1) / (tiles + 1)
     split = constexprs.get("SPLIT_PROGRAMS", 1) == 2
     if name.startswith("tiled.newton_schulz_step["):
-        results = constexprs["UPDATE_Y"] + constexprs["UPDATE_Z"]
-        split_path = split and results == 2 and not constexprs["FIRST"]
-        if constexprs["FIRST"]:  # W W: one loop, mirrored on store
-            shares = [1.0]
-        else:
-            shares = [1.0, off_diagonal] * (1 if split_path else results)
-        return [share / 2 for share in shares] if split and not split_path else shares
-    if name.startswith("tiled.lyapunov_products["):
-        return [1.0, off_diagonal / 2] if split else [1.0, off_diagonal, 1.0]
-    if name.startswith("tiled.lyapunov_update["):
-        if split and constexprs["UPDATE_B"] and not constexprs["LAST"]:
-            return [1.0, 0.5]  # B D or B B^2, then C B^2 (the C' programs only)
-        return [0.5] * (2 + constexprs["UPDATE_B"]) if split else None
+        return _newton_schulz_update_shares(constexprs, split, off_diagonal)
+    if is_chained(row):
+        if phase not in (1, 2):
+            raise ValueError(f"phase: a chained kernel's shares are per phase, 1 or 2, got {phase!r}")
+        first, second = _chained_shares(constexprs, split, off_diagonal, name)
+        return first + [0.0] * (1 + len(second)) if phase == 1 else [0.0] * (len(first) + 1) + second
     return None
 
 
-def program_mix(row: dict, n: int, steps: int) -> tuple[collections.Counter, collections.Counter]:
+def _newton_schulz_update_shares(constexprs: dict, split: bool, off_diagonal: float) -> list[float]:
+    first = constexprs.get("FIRST", False)
+    results = constexprs["UPDATE_Y"] + constexprs["UPDATE_Z"]
+    split_path = split and results == 2 and not first
+    if first:  # W W: one loop, mirrored on store
+        return [1.0]
+    shares = [1.0, off_diagonal] * (1 if split_path else results)
+    return [share / 2 for share in shares] if split and not split_path else shares
+
+
+def _chained_shares(constexprs: dict, split: bool, off_diagonal: float, name: str) -> tuple[list, list]:
+    """(phase-1 loops' shares, phase-2 loops' shares) of a chained kernel, each among its phase's programs."""
+    if name.startswith("tiled.newton_schulz_chained["):
+        return [1.0], _newton_schulz_update_shares(constexprs, split, off_diagonal)  # M = Z Y, then the update
+    products = [1.0, off_diagonal / 2] if split else [1.0, off_diagonal, 1.0]
+    if split and constexprs["UPDATE_B"] and not constexprs["LAST"]:
+        return products, [1.0, 0.5]  # B D or B B^2, then C B^2 (the C' programs only)
+    return products, [0.5 if split else 1.0] * (2 + constexprs["UPDATE_B"])
+
+
+def program_mix(row: dict, n: int, steps: int, phase: int | None = None) -> tuple[collections.Counter,
+                                                                                  collections.Counter]:
     """(instructions of one program, instructions per matrix product), per warp.
 
     Fused: the hot loop is the step loop (run `steps` times); every other loop is a K-chunk
@@ -142,7 +173,11 @@ def program_mix(row: dict, n: int, steps: int) -> tuple[collections.Counter, col
         return total, collections.Counter({k: v * row_trips for k, v in _weighted(hot, k_trips).items()})
     if is_tiled(row):
         trips = math.ceil(n / constexprs.get("BLOCK_K", constexprs.get("BLOCK", n)))  # element-wise: BLOCK
-        for loop, share in zip(loops, loop_shares(row, n, len(loops))):
+        shares = loop_shares(row, n, len(loops), phase)
+        if phase is not None and shares == expected_loop_shares(row, n, phase) and \
+                len(summary.get("gaps", ())) == len(loops) + 1:
+            total = _phase_outside(row, summary["gaps"], phase)
+        for loop, share in zip(loops, shares):
             for key, count in _weighted(loop, trips).items():
                 total[key] += count * trips * share
         return total, collections.Counter({k: v * trips for k, v in _weighted(hot, trips).items()})
@@ -157,6 +192,19 @@ def program_mix(row: dict, n: int, steps: int) -> tuple[collections.Counter, col
     per_pass = _weighted(hot, chunk_trips)
     products = _products_per_step(row)
     return total, collections.Counter({k: v / products for k, v in per_pass.items()})
+
+
+def _phase_outside(row: dict, gaps: list[dict], phase: int) -> collections.Counter:
+    """The instructions outside loops that a chained kernel's phase runs, by where they lie:
+    phase 1 everything up to its wait loop (the first phase's epilogue ends there), phase 2 the
+    prologue before the first loop (the ticket, shared) and everything after the wait."""
+    split = row["constexprs"].get("SPLIT_PROGRAMS", 1) == 2
+    wait = len(_chained_shares(row["constexprs"], split, 0.0, row["kernel"])[0])  # phase 1's loops come first
+    chosen = gaps[:wait + 1] if phase == 1 else [gaps[0]] + gaps[wait + 1:]
+    total = collections.Counter()
+    for gap in chosen:
+        total.update(gap)
+    return total
 
 
 def mma_fmas(column: str) -> int:
@@ -191,7 +239,7 @@ def pipe_cycles(mix: dict, warps: int, gpu: Gpu, dtype_name: str = "float32", re
 def kernel_model(row: dict, gpu: Gpu, n: int, steps: int) -> dict:
     """Occupancy, mix per product and cycles of one compiled kernel on `gpu`."""
     programs, limiter = programs_per_sm(gpu, row["registers"], row["num_warps"], row["shared_bytes"])
-    total, per_product = program_mix(row, n, steps)
+    total, per_product = program_mix(row, n, steps, 2 if is_chained(row) else None)  # chained: the update's program
     product_cycles = pipe_cycles(per_product, row["num_warps"], gpu, row["dtype"], programs) if per_product else None
     return {"gpu": gpu.name, "programs_per_sm": programs, "occupancy_limit": limiter,
             "per_product": {k: round(v, 2) for k, v in per_product.items()},
@@ -201,12 +249,13 @@ def kernel_model(row: dict, gpu: Gpu, n: int, steps: int) -> dict:
             "modeled_program_cycles": round(pipe_cycles(total, row["num_warps"], gpu, row["dtype"], programs)["bound"], 1)}
 
 
-def launch_us(row: dict, gpu: Gpu, programs: int, n: int, steps: int) -> float:
-    """Modeled microseconds of one launch of `programs` programs (waves x program time + latency)."""
+def launch_us(row: dict, gpu: Gpu, programs: int, n: int, steps: int, phase: int | None = None) -> float:
+    """Modeled microseconds of one launch of `programs` programs (waves x program time + latency);
+    phase: of a chained kernel, the programs of that phase alone (`chained_launch_us`)."""
     per_sm, _ = programs_per_sm(gpu, row["registers"], row["num_warps"], row["shared_bytes"])
     if per_sm == 0:
         return math.inf
-    total, _ = program_mix(row, n, steps)
+    total, _ = program_mix(row, n, steps, phase)
 
     def wave(resident: int) -> float:  # cycles of a wave with `resident` programs on every SM
         return resident * pipe_cycles(total, row["num_warps"], gpu, row["dtype"], resident)["bound"]
@@ -215,3 +264,12 @@ def launch_us(row: dict, gpu: Gpu, programs: int, n: int, steps: int) -> float:
     last = math.ceil(rest / gpu.sms)
     wave_cycles = full * wave(per_sm) + (wave(last) if last else 0.0)
     return wave_cycles / (gpu.clock_ghz * 1e3) + gpu.launch_us
+
+
+def chained_launch_us(row: dict, gpu: Gpu, producers: int, consumers: int, n: int) -> float:
+    """Modeled microseconds of one chained launch (`kernels/chained.py`): its phase-1 programs'
+    waves, then its phase-2 programs' waves, as if a launch boundary still separated them (no
+    overlap of one matrix's phase 2 with another's phase 1 is counted, nor any wait), with one
+    launch latency instead of two."""
+    return launch_us(row, gpu, producers, n, 1, phase=1) + launch_us(row, gpu, consumers, n, 1, phase=2) - \
+        gpu.launch_us

@@ -21,7 +21,8 @@ import triton
 # BLOCK_K = 32 in kernels with two or more products, 64-wide float64 tiles in the power step.
 # Stages are lowered until the operand tiles fit in shared memory, else the entry is dropped.
 _ONE_PRODUCT = ((64, 32, 8, 8, 3), (64, 16, 8, 8, 4), (32, 32, 1, 4, 2), (32, 16, 1, 4, 3))
-_PRODUCTS = ((64, 16, 8, 8, 4), (32, 16, 1, 4, 3))
+# 32-wide at 3 stages: 4-8 bytes of spill in the chained step (`chained.py`), ieee sm_80.
+_PRODUCTS = ((64, 16, 8, 8, 4), (32, 16, 1, 4, 2))
 # The strip step (`strips.py`): the third entry is ROWS, the rows of a strip a pass forms (no GROUP).
 # 4 warps on 64 rows: one warpgroup, wgmma 64 x 16 / 64 x 32 on sm_90 (128 rows at 8 warps and
 # 32-wide strips model 5-10% slower at n = 128; docs/large-and-tuning.md, "Strip steps").
@@ -30,21 +31,20 @@ GPU_SPACE = {
     "float32": {
         "power_step": _ONE_PRODUCT,
         "product": _ONE_PRODUCT,
-        "newton_schulz_step": _PRODUCTS,
+        "newton_schulz_chained": _PRODUCTS,
         "newton_schulz_step_ends": _PRODUCTS,
-        # The commutator takes two product loops: 64-wide tiles in one program spill 4-8 bytes on sm_80.
-        "lyapunov_products": ((64, 16, 8, 8, 4, 2), (32, 16, 1, 4, 3), (64, 16, 8, 4, 3, 2)),
-        "lyapunov_update": ((64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),  # 3 stages: 8 bytes of spill, tf32x3 sm_90
+        # Its products and update in one kernel: 64-wide unsplit spills 20-48 bytes (ieee, sm_80).
+        "lyapunov_chained": ((64, 16, 8, 8, 4, 2), (32, 16, 1, 4, 2)),
         "newton_schulz_strip": ((16, 16, 64, 8, 3), (16, 16, 32, 4, 3)),
         "lyapunov_strip": ((32, 16, 64, 8, 3), (16, 8, 64, 8, 3)),
     },
     "float64": {
         "power_step": ((32, 16, 1, 4, 2), (32, 32, 1, 4, 2)),
         "product": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2), (32, 32, 1, 4, 2)),
-        "newton_schulz_step": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
+        "newton_schulz_chained": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
         "newton_schulz_step_ends": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
-        "lyapunov_products": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
-        "lyapunov_update": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
+        # 64-wide spills 16 bytes on sm_90, split or not.
+        "lyapunov_chained": ((32, 16, 1, 4, 3), (32, 16, 1, 4, 2)),
         "newton_schulz_strip": ((16, 16, 32, 4, 3), (32, 16, 32, 4, 3)),
         "lyapunov_strip": ((16, 16, 32, 4, 3), (32, 16, 32, 4, 3)),
     },
@@ -57,7 +57,7 @@ GPU_SPACE = {
 # other kernels 1-4 KB), 64-wide ones at 4 warps in the power step and the kernels with two
 # or more products (8-264 bytes), but for the Lyapunov update at BLOCK_K 8 and 2 stages.
 # A sixth entry, 2, splits a two-result kernel's results over two programs a tile
-# (`tiled._split_roles`): one accumulator a program, so 64-wide tiles at 4 warps (full-width
+# (`step_tiles`, split roles): one accumulator a program, so 64-wide tiles at 4 warps (full-width
 # wgmma on sm_90) fit. The first Newton–Schulz step, and the last where it forms one root or n
 # is not a multiple of 16, keep a space of their own, unsplit: their epilogues (the norm, the
 # unscale) spill 84-156 bytes in a split program.
@@ -67,22 +67,17 @@ TF32X3_SPACE = {
     # Also the last step where it forms both roots and n is a multiple of 16: its split unscale
     # epilogue spills 80-156 bytes at 3 stages, none at 2 (the later steps model the same at
     # either); at other n 84-156 bytes at 2 as well, so there the last step keeps the ends space.
-    "newton_schulz_step": ((64, 16, 8, 4, 2, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
+    "newton_schulz_chained": ((64, 16, 8, 4, 2, 2), (32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
     "newton_schulz_step_ends": ((32, 16, 8, 2, 3), (64, 16, 8, 8, 4)),
-    "lyapunov_products": ((64, 16, 8, 4, 3, 2), (32, 16, 8, 2, 3, 2), (64, 16, 8, 8, 4, 2)),
-    # Split (C' in one program, B' in another): spill-free at BLOCK_K 16 for any n, and 2x the
-    # programs, which pays where a launch leaves SMs idle or ends in a partial wave (modeled H100:
-    # B = 1, n = 1024 43.3 -> 33.2 us a step; B = 32, n = 256 19.0 -> 17.5; B = 16, n = 1024 346 -> 335).
-    "lyapunov_update": ((64, 16, 8, 4, 2, 2), (64, 8, 8, 4, 2), (64, 16, 8, 8, 4), (32, 16, 1, 4, 2)),
+    # The chained Lyapunov step (products, then the update): split, one accumulator a program.
+    # Unsplit 64-wide entries spill 96-632 bytes (the products and the update in one kernel), the
+    # 32-wide split one at 2 warps 36-56 where n is not a multiple of 16;
+    # modeled H100 of the update alone when it had its own launch: B = 1, n = 1024 43.3 -> 33.2 us
+    # a step split; B = 32, n = 256 19.0 -> 17.5; B = 16, n = 1024 346 -> 335.
+    "lyapunov_chained": ((64, 16, 8, 4, 2, 2), (64, 16, 8, 8, 3, 2), (32, 16, 1, 4, 2)),
     "newton_schulz_strip": _STRIPS,
     "lyapunov_strip": ((16, 16, 64, 4, 3), (16, 8, 64, 4, 3)),
 }
-# Entries that compile without spill only where n is a multiple of 16 (the launcher specializes
-# n so; rows are then 16-byte aligned), offered after the first entry for such n: the unsplit
-# Lyapunov update at BLOCK_K 16 on one warpgroup (n = 130: 20-80 bytes of spill; n = 4096:
-# 226-232 registers, none). Modeled H100, B = 16, n = 1024: 346 against 391 us a step at BLOCK_K
-# 8 (the split default: 335).
-TF32X3_ALIGNED_SPACE = {"lyapunov_update": ((64, 16, 8, 4, 2),)}
 # The interpreter runs programs one after another at a fixed cost per operation: 64-wide
 # tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
 # still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
@@ -91,19 +86,18 @@ INTERPRETER_SPACE = ((64, 64, 2, 1, 1, 2), (64, 32, 1, 1, 1))
 # The strip steps there: 32-wide strips of 64-row passes (a ragged last strip at 65, 96, 130).
 INTERPRETER_STRIPS = ((32, 64, 64, 1, 1),)
 STRIP_SPACES = ("newton_schulz_strip", "lyapunov_strip")
-# The spaces whose kernels may split their two results over two programs (`tiled._split_roles`);
+# The spaces whose kernels may split their two results over two programs (`step_tiles`, split roles);
 # for the others a sixth entry is ignored.
-SPLIT_SPACES = ("newton_schulz_step", "lyapunov_products", "lyapunov_update")
+SPLIT_SPACES = ("newton_schulz_chained", "lyapunov_chained")
 
 # Product loops per program of each tuned kernel, each pipelining 2 operand tiles a step
 # (shared memory is counted as if the loops' buffers were not reused).
 PRODUCT_LOOPS = {
     "power_step": 1,
-    "newton_schulz_step": 4,  # Y M and M Z, each with its mirror tile
+    "newton_schulz_chained": 4,  # Y M and M Z, each with its mirror tile (M = Z Y: 1)
     "newton_schulz_step_ends": 4,
     "product": 1,
-    "lyapunov_products": 3,  # B^2, and B C with its mirror for the commutator
-    "lyapunov_update": 3,
+    "lyapunov_chained": 3,  # B^2, and B C with its mirror; the update B D, C B^2, B B^2
     "newton_schulz_strip": 2,
     "lyapunov_strip": 6,
 }
@@ -120,8 +114,6 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
         space = INTERPRETER_STRIPS if kernel_name in STRIP_SPACES else INTERPRETER_SPACE
     elif precision == "tf32x3" and dtype_name == "float32":
         space = TF32X3_SPACE[kernel_name]
-        if n % 16 == 0:
-            space = space[:1] + TF32X3_ALIGNED_SPACE.get(kernel_name, ()) + space[1:]
     else:
         space = GPU_SPACE[dtype_name][kernel_name]
     # tf32x3 loads each operand tile as its two TF32 planes (split once, when stored).

@@ -18,7 +18,7 @@ step's results go through `tiled.unscale_roots(..., symmetrize=True)`.
 
 Grid: (strips x batch, roles). Program (i, r) forms strip i % strips of matrix i // strips;
 role r + first_role: 0 forms Y', 1 forms Z'. The roles differ only in their pointers (chosen per
-program, one compiled product loop; `tiled._split_roles`).
+program, one compiled product loop; `step_tiles`, split roles).
 
 The Lyapunov sign step likewise (`_lyapunov_strip_kernel`, one program a strip of both B' and C'),
 its result's symmetric part taken by `_symmetric_part_kernel` after the last step.

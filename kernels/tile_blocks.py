@@ -11,12 +11,17 @@ from .tf32_split import split, split_dot_into
 
 @triton.jit
 def tile_position(n, BLOCK: tl.constexpr, GROUP: tl.constexpr):
-    """(matrix index, tile row, tile column) of this program; the grid is tiles^2 x batch, flattened.
+    """(matrix index, tile row, tile column) of this program; the grid is tiles^2 x batch, flattened."""
+    return tile_position_of(tl.program_id(0), n, BLOCK, GROUP)
+
+
+@triton.jit
+def tile_position_of(pid, n, BLOCK: tl.constexpr, GROUP: tl.constexpr):
+    """(matrix index, tile row, tile column) of tile program `pid` of a tiles^2 x batch grid, flattened.
 
     Within a matrix, tiles are visited GROUP tile rows at a time, column by column, so that
     programs running together read the same operand tiles from L2.
     """
-    pid = tl.program_id(0)
     tiles = tl.cdiv(n, BLOCK)
     matrix = (pid // (tiles * tiles)).to(tl.int64)
     pid = pid % (tiles * tiles)

@@ -5,8 +5,10 @@ method becomes a batched, tiled matrix product (grid: output tiles x batch) whos
 does the step's element-wise work: `alpha * X @ Y + beta * W + gamma * I`, the Frobenius
 normalisation, the polynomial sums and the final unscale and cast. Products that depend
 only on earlier launches share one launch (Y M and Z M; B^2 and the commutator B C - C B; the
-two products of the Lyapunov C' and B B^2); each intermediate is written once, to a buffer no launch both
-reads and writes, so a launch can be re-run (that is how candidates are timed).
+two products of the Lyapunov C' and B B^2), and a step's intermediate and its update share one
+chained launch (`chained.py`: M = Z Y, then Y M and M Z; B^2 and B C - C B, then C' and B');
+each intermediate is written once, to a buffer no launch both reads and writes, so a launch
+can be re-run (that is how candidates are timed).
 
 Symmetry: every launch with a symmetric result computes only the tiles on and above the
 diagonal and stores each twice, the second time transposed, so the stored matrix is exactly
@@ -31,7 +33,7 @@ per-band partial sums written by the first launch, and later launches read it fr
 Launch settings (BLOCK, BLOCK_K, GROUP, warps, stages) are chosen per kernel and matrix-size
 bucket through `tritonsqrt.tuning.cache`; `spaces.candidate_configs` is the space,
 `compile_specs` lists it for `tritonsqrt compile-report`. The shared `@triton.jit` pieces are in
-`tile_blocks.py`.
+`tile_blocks.py`, a step's tile of work in `step_tiles.py`.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ import triton.language as tl
 from .launch import TILED_LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
 from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
-from .tile_blocks import (load_block, mirror_product_tile, norm_scalars, operand_plane, product_tile, step_norm,
-                          store_block, store_output, store_root, store_split, store_symmetric, symmetric_part_tile,
-                          tile_indices, tile_position)
+from .tile_blocks import (load_block, norm_scalars, operand_plane, product_tile, step_norm, store_root, store_split,
+                          store_symmetric, tile_indices, tile_position)
+from .chained import _lyapunov_chained_kernel, _newton_schulz_chained_kernel, chained_programs, zero_counters
+from .chained import counter_count  # noqa: F401 (tiled_path sizes the counters with it)
+from .step_tiles import newton_schulz_tile
 from .strips import STRIPS_MAX_N, _lyapunov_strip_kernel, _newton_schulz_strip_kernel, _symmetric_part_kernel
 from .spaces import SM80_SHARED_MEMORY, SM90_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
@@ -60,7 +64,7 @@ from tritonsqrt.tuning import cache as tuning
 @triton.jit
 def _prepare_forward_kernel(
     a_ptr, a_batch_stride, a_row_stride, a_col_stride,
-    w_ptr, partials_ptr, eps_hi, eps_lo, n,
+    w_ptr, partials_ptr, eps_hi, eps_lo, counters_ptr, num_counters, n,
     BLOCK: tl.constexpr, SPLIT: tl.constexpr,
 ):
     """W = sym(A) + eps I in the compute dtype, and the sum of squares of W per band of rows.
@@ -70,11 +74,13 @@ def _prepare_forward_kernel(
     w_ptr: W, of shape [batch, n, n], contiguous, compute dtype (float32 or float64).
     partials_ptr: sums of squares, of shape [batch, cdiv(n, BLOCK)], compute dtype.
     eps_hi, eps_lo: eps as float32 + float32 (eps_lo used in float64 only).
+    counters_ptr, num_counters: the chained steps' counters (int32), zeroed here (`chained.py`).
     n: matrix size.
     BLOCK: rows per program (one band) and columns per step along it.
     SPLIT: tf32x3 products follow: W's TF32 high and low planes are written too (`store_split`).
     """
     compute_dtype = w_ptr.dtype.element_ty
+    zero_counters(counters_ptr, num_counters, BLOCK * BLOCK)
     bands = tl.cdiv(n, BLOCK)
     band = tl.program_id(0) % bands
     matrix = (tl.program_id(0) // bands).to(tl.int64)
@@ -216,99 +222,16 @@ def _newton_schulz_step_kernel(
     STORE_*, SAVE_*: with UNSCALE, which of the output and saved copies to write.
     PARTIALS, BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
     TRACE_NORM: ns (iSQRT-COV): norm_ptr already holds tr W, the divisor in place of ||W||_F.
-    SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): in a step that
+    SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`step_tiles`, split roles): in a step that
         updates both iterates and is not the first, program 0 of a tile forms Y' (with UNSCALE:
         the square root), program 1 Z' (the inverse root), one accumulator a program; otherwise
         program 0 forms both, as with 1, and program 1 returns.
     """
     matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
-    if SPLIT_PROGRAMS == 2 and UPDATE_Y and UPDATE_Z and not FIRST:
-        if tile_row <= tile_col:
-            # Y' = a Y + b sym(Y M) or Z' = a Z + b sym(M Z): one form, the operands chosen per program.
-            first_role = _split_roles()
-            base = matrix * n * n
-            left = tl.where(first_role, y_ptr, m_ptr) + base
-            right = tl.where(first_role, m_ptr, z_ptr) + base
-            previous = tl.where(first_role, y_ptr, z_ptr) + base
-            rows = tile_indices(tile_row, BLOCK)
-            cols = tile_indices(tile_col, BLOCK)
-            plane = operand_plane(n, BLOCK)
-            if UNSCALE:  # the norm's scalars before the loop (`norm_scalars`)
-                norm = tl.load(norm_ptr + matrix)
-                _, root_norm, inverse_root = norm_scalars(norm)
-                # `_unscale` of either root: sqrt(||A||) Y', or Z' / sqrt(||A||) (diag(+inf) for A = 0)
-                scale = tl.where(first_role, root_norm, inverse_root)
-                scaled = first_role | (norm != 0)
-            acc = symmetric_part_tile(tl.zeros((BLOCK, BLOCK), dtype=norm_ptr.dtype.element_ty), left, right, rows,
-                                      cols, tile_row == tile_col, n, plane, BLOCK_K, PRECISION)
-            new = tl.load(steps_ptr + 2 * step) * load_block(previous, rows, cols, n) + \
-                tl.load(steps_ptr + 2 * step + 1) * acc
-            if UNSCALE:  # the last step: the roots, each where its flags want it
-                root = tl.where(scaled, new * scale, tl.where(rows[:, None] == cols[None, :], float("inf"), 0.0))
-                # One store of each kind, its pointer and flag chosen per program (four spilled).
-                if tl.where(first_role, STORE_Y, STORE_Z):
-                    store_output(tl.where(first_role, y_out_ptr, z_out_ptr) + base, root, rows, cols, n, True)
-                if tl.where(first_role, SAVE_Y, SAVE_Z):
-                    store_output(tl.where(first_role, y_saved_ptr, z_saved_ptr) + base, root, rows, cols, n, True)
-            else:
-                store_split(tl.where(first_role, y_out_ptr, z_out_ptr) + base, new, rows, cols, n, plane, True,
-                            PRECISION == "tf32x3")
-    elif (tile_row <= tile_col) & (tl.program_id(1) == 0):
-        compute_dtype = norm_ptr.dtype.element_ty
-        base = matrix * n * n
-        y_ptr += base
-        z_ptr += base
-        m_ptr += base
-        rows = tile_indices(tile_row, BLOCK)
-        cols = tile_indices(tile_col, BLOCK)
-        diagonal = rows[:, None] == cols[None, :]
-        a = tl.load(steps_ptr + 2 * step)
-        b = tl.load(steps_ptr + 2 * step + 1)
-        if TRACE_NORM:
-            norm = tl.load(norm_ptr + matrix)
-        else:
-            norm = step_norm(partials_ptr, norm_ptr, matrix, num_partials, tile_row, tile_col, FIRST, PARTIALS)
-        inverse_norm, root_norm, inverse_root = norm_scalars(norm)
-        plane = operand_plane(n, BLOCK)
-        zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
-        # Both products before any epilogue work: address and mask tiles of the epilogue kept
-        # live across a product loop made every configuration spill.
-        acc_y = zeros
-        acc_z = zeros
-        diagonal_tile = tile_row == tile_col
-        if UPDATE_Y:
-            if FIRST:  # W W: W is exactly symmetric, so a mirror tile sums the same products
-                acc_y = product_tile(zeros, y_ptr, m_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
-            else:  # Y M = Y Z Y, averaged with its mirror (`symmetric_part_tile`: one triangle is not enough)
-                acc_y = symmetric_part_tile(zeros, y_ptr, m_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K,
-                                            PRECISION)
-        if UPDATE_Z and not FIRST:
-            # T Z = a Z + b M Z, in this order: Z M = Z Z Y equals it only in exact arithmetic,
-            # and that form loses the coupled iteration's stability (7.7e-3 after 12 steps).
-            acc_z = symmetric_part_tile(zeros, m_ptr, z_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K, PRECISION)
-
-        # Y' is stored before Z' is formed, so that few tiles are live at once.
-        if UPDATE_Y:
-            if FIRST:
-                a_hat = load_block(y_ptr, rows, cols, n) * inverse_norm
-                y_new = a * a_hat + b * ((acc_y * inverse_norm) * inverse_norm)
-            else:
-                y_new = a * load_block(y_ptr, rows, cols, n) + b * acc_y
-            if UNSCALE:
-                store_root(y_new, norm, root_norm, inverse_root, diagonal, y_out_ptr + base, y_saved_ptr + base,
-                            rows, cols, n, False, STORE_Y, SAVE_Y, True)
-            else:
-                store_split(y_out_ptr + base, y_new, rows, cols, n, plane, True, PRECISION == "tf32x3")
-        if UPDATE_Z:
-            if FIRST:  # Z' = T = a I + b A_hat: no product
-                z_new = tl.where(diagonal, a, 0.0) + b * (load_block(y_ptr, rows, cols, n) * inverse_norm)
-            else:
-                z_new = a * load_block(z_ptr, rows, cols, n) + b * acc_z
-            if UNSCALE:
-                store_root(z_new, norm, root_norm, inverse_root, diagonal, z_out_ptr + base, z_saved_ptr + base,
-                            rows, cols, n, True, STORE_Z, SAVE_Z, True)
-            else:
-                store_split(z_out_ptr + base, z_new, rows, cols, n, plane, True, PRECISION == "tf32x3")
+    newton_schulz_tile(y_ptr, z_ptr, m_ptr, y_out_ptr, y_saved_ptr, z_out_ptr, z_saved_ptr, steps_ptr, step, norm_ptr,
+                       partials_ptr, num_partials, n, matrix, tile_row, tile_col, tl.program_id(1),
+                       operand_plane(n, BLOCK), FIRST, UPDATE_Y, UPDATE_Z, UNSCALE, STORE_Y, SAVE_Y, STORE_Z, SAVE_Z,
+                       PARTIALS, BLOCK, BLOCK_K, PRECISION, TRACE_NORM, SPLIT_PROGRAMS)
 
 
 @triton.jit
@@ -427,7 +350,7 @@ def _load_symmetrized(ptr, batch_stride, row_stride, col_stride, matrix, rows, c
 def _prepare_backward_kernel(
     s_ptr, grad_sqrt_ptr, gs_batch_stride, gs_row_stride, gs_col_stride,
     grad_inv_ptr, gi_batch_stride, gi_row_stride, gi_col_stride,
-    norm_ptr, b_out_ptr, c_out_ptr, grad_inv_out_ptr, n,
+    norm_ptr, b_out_ptr, c_out_ptr, grad_inv_out_ptr, counters_ptr, num_counters, n,
     HAS_GRAD_SQRT: tl.constexpr, HAS_GRAD_INV: tl.constexpr, BLOCK: tl.constexpr, SPLIT: tl.constexpr,
 ):
     """B0 = S / scale and the right-hand side from the output gradients, element-wise.
@@ -439,10 +362,12 @@ def _prepare_backward_kernel(
     b_out_ptr: B0 = S / scale, [batch, n, n], compute dtype.
     c_out_ptr: without HAS_GRAD_INV, C0 = sym(dL/dS) / scale; with it sym(dL/dS) (or 0), unscaled.
     grad_inv_out_ptr: with HAS_GRAD_INV, sym(dL/dY), compute dtype.
+    counters_ptr, num_counters: the chained steps' counters (int32), zeroed here (`chained.py`).
     n: matrix size. BLOCK: tile side.
     SPLIT: tf32x3 products follow: the three outputs get their TF32 planes too (`store_split`).
     """
     compute_dtype = s_ptr.dtype.element_ty
+    zero_counters(counters_ptr, num_counters, BLOCK * BLOCK)
     matrix, tile_row, tile_col = tile_position(n, BLOCK, 1)
     base = matrix * n * n
     rows = tile_indices(tile_row, BLOCK)
@@ -464,137 +389,6 @@ def _prepare_backward_kernel(
         store_split(c_out_ptr + base, rhs * inverse_scale, rows, cols, n, plane, False, SPLIT)
 
 
-@triton.jit
-def _lyapunov_products_kernel(
-    b_ptr, c_ptr, b_sq_ptr, commutator_ptr, n,
-    BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
-    SPLIT_PROGRAMS: tl.constexpr = 1,
-):
-    """B^2 and the commutator B C - C B of one sign-iteration step, in one launch.
-
-    Both have a structure to keep: B^2 symmetric, B C - C B antisymmetric (C B = (B C)^T for
-    symmetric B and C), so only the tiles on and above the diagonal are computed and each is
-    stored twice, the mirror transposed (and negated). A commutator tile is its B C tile minus the
-    mirror tile of B C, transposed (`mirror_product_tile`): two product loops.
-    b_ptr, c_ptr: B and C (symmetric), of shape [batch, n, n], contiguous, compute dtype.
-    b_sq_ptr, commutator_ptr: B^2 and B C - C B, same shape and dtype.
-    n: matrix size. BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
-    SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): program 0 of a
-        tile forms the commutator, program 1 B^2.
-    """
-    compute_dtype = b_ptr.dtype.element_ty
-    matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
-    if tile_row <= tile_col:
-        base = matrix * n * n
-        rows = tile_indices(tile_row, BLOCK)
-        cols = tile_indices(tile_col, BLOCK)
-        zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
-        plane = operand_plane(n, BLOCK)
-        forms_commutator = _split_roles() if SPLIT_PROGRAMS == 2 else True
-        if SPLIT_PROGRAMS == 2:
-            # B C (then its mirror) or B B, the right operand chosen per program.
-            acc = product_tile(zeros, b_ptr + base, tl.where(forms_commutator, c_ptr, b_ptr) + base, rows, cols, n,
-                               plane, BLOCK_K, PRECISION)
-        else:
-            acc = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
-        if forms_commutator:
-            if tile_row == tile_col:  # its own mirror: B C - (B C)^T, exactly antisymmetric
-                acc = acc - tl.trans(acc)
-            else:  # - (-(B C) + C B), the subtraction as exact negations of the accumulator
-                acc = -mirror_product_tile(-acc, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K,
-                                           PRECISION)
-            store_split(commutator_ptr + base, acc, rows, cols, n, plane, False, PRECISION == "tf32x3", True)
-        if SPLIT_PROGRAMS == 2:
-            if not forms_commutator:
-                store_split(b_sq_ptr + base, acc, rows, cols, n, plane, True, PRECISION == "tf32x3")
-        else:
-            b_sq = product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
-            store_split(b_sq_ptr + base, b_sq, rows, cols, n, plane, True, PRECISION == "tf32x3")
-
-
-@triton.jit
-def _split_roles():
-    """Whether this program forms the first of a two-result kernel's results (SPLIT_PROGRAMS = 2).
-
-    Such a launch has a second grid axis of 2: program 0 of a tile forms the first result,
-    program 1 the second, each with one accumulator and its operand tiles rather than two,
-    which is what lets 64-wide tiles at 4 warps (one warpgroup: full-width wgmma on sm_90) fit
-    without spilling. The roles differ only in their operand pointers, chosen per program, so
-    one product loop is compiled, not two behind a branch (that spilled 300-350 bytes)."""
-    return tl.program_id(1) == 0
-
-
-@triton.jit
-def _lyapunov_update_kernel(
-    b_ptr, c_ptr, b_sq_ptr, commutator_ptr, b_out_ptr, c_out_ptr, steps_ptr, step, n,
-    UPDATE_B: tl.constexpr, LAST: tl.constexpr,
-    BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
-    SPLIT_PROGRAMS: tl.constexpr = 1,
-):
-    """C' = sym(a C + b (B (B C - C B) + C B^2)) and B' = a B + b B B^2, in one launch.
-
-    B (B C - C B) + C B^2 = B^2 C + C B^2 - B C B, with the commutator from `_lyapunov_products_kernel`:
-    two product loops for C' where the three-term form takes three. Both results are symmetric
-    (in exact arithmetic), so only the upper tiles are computed and mirrored: the
-    re-symmetrisation of every step, exactly.
-    b_ptr, c_ptr, b_sq_ptr, commutator_ptr: B, C, B^2, B C - C B, of shape [batch, n, n], contiguous,
-        compute dtype.
-    b_out_ptr, c_out_ptr: B' and C' (with LAST: the solution X = C' / 2), same shape and dtype.
-    steps_ptr: the (a, b) of every step, of shape [steps, 2], compute dtype; step: this one.
-    n: matrix size. UPDATE_B: B' is wanted (not after the last step).
-    BLOCK, BLOCK_K, GROUP, PRECISION: as for `_power_step_kernel`.
-    SPLIT_PROGRAMS: 2 runs the grid with a second axis of 2 (`_split_roles`): in a step that
-        forms both results, program 0 of a tile forms C' (B D, then C B^2), program 1 B'
-        (B B^2, its one loop); otherwise program 0 forms what is wanted and program 1 returns.
-        Twice the programs, for launches that leave SMs idle or end in a partial wave.
-    """
-    compute_dtype = b_ptr.dtype.element_ty
-    matrix, tile_row, tile_col = tile_position(n, BLOCK, GROUP)
-    base = matrix * n * n
-    if SPLIT_PROGRAMS == 2 and UPDATE_B and not LAST:
-        if tile_row <= tile_col:
-            forms_c = _split_roles()
-            rows = tile_indices(tile_row, BLOCK)
-            cols = tile_indices(tile_col, BLOCK)
-            plane = operand_plane(n, BLOCK)
-            # B D or B B^2: one loop, the right operand chosen per program; C' adds C B^2.
-            acc = product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), b_ptr + base,
-                               tl.where(forms_c, commutator_ptr, b_sq_ptr) + base, rows, cols, n, plane, BLOCK_K,
-                               PRECISION)
-            if forms_c:
-                acc = product_tile(acc, c_ptr + base, b_sq_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
-            previous = tl.where(forms_c, c_ptr, b_ptr) + base
-            new = tl.load(steps_ptr + 2 * step) * load_block(previous, rows, cols, n) + \
-                tl.load(steps_ptr + 2 * step + 1) * acc
-            store_split(tl.where(forms_c, c_out_ptr, b_out_ptr) + base, new, rows, cols, n, plane, True,
-                        PRECISION == "tf32x3")
-    elif (tile_row <= tile_col) & (tl.program_id(1) == 0):
-        b_ptr += base
-        c_ptr += base
-        b_sq_ptr += base
-        commutator_ptr += base
-        rows = tile_indices(tile_row, BLOCK)
-        cols = tile_indices(tile_col, BLOCK)
-        a = tl.load(steps_ptr + 2 * step)
-        b = tl.load(steps_ptr + 2 * step + 1)
-        zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
-        plane = operand_plane(n, BLOCK)
-        # All products before any epilogue work (see `_newton_schulz_step_kernel`).
-        acc_c = product_tile(zeros, b_ptr, commutator_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
-        acc_c = product_tile(acc_c, c_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
-        acc_b = zeros
-        if UPDATE_B:
-            acc_b = product_tile(zeros, b_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
-        c_new = a * load_block(c_ptr, rows, cols, n) + b * acc_c
-        if LAST:  # the gradient: no product reads it
-            store_symmetric(c_out_ptr + base, 0.5 * c_new, rows, cols, n)
-        else:
-            store_split(c_out_ptr + base, c_new, rows, cols, n, plane, True, PRECISION == "tf32x3")
-        if UPDATE_B:
-            store_split(b_out_ptr + base, a * load_block(b_ptr, rows, cols, n) + b * acc_b, rows, cols, n, plane,
-                        True, PRECISION == "tf32x3")
-
-
 # ---------------------------------------------------------------------------------------
 # Launch settings
 
@@ -603,11 +397,13 @@ ELEMENTWISE_BLOCK = 32
 ELEMENTWISE_WARPS = 4
 
 
-# Kernels with two results that may form them in two programs (SPLIT_PROGRAMS, `_split_roles`;
+# Kernels with two results that may form them in two programs (SPLIT_PROGRAMS, `step_tiles`, split roles;
 # `spaces.SPLIT_SPACES` names their autotune spaces).
-SPLIT_KERNELS = ("newton_schulz_step", "lyapunov_products", "lyapunov_update")
+SPLIT_KERNELS = ("newton_schulz_step", "newton_schulz_chained", "lyapunov_chained")
 # Kernels whose programs own column strips (`strips.py`): grid strips x batch by roles, no GROUP.
 STRIP_KERNELS = ("newton_schulz_strip", "lyapunov_strip")
+# Kernels that run a step's two phases in one launch (`chained.py`): one grid axis, ticket-ordered.
+CHAINED_KERNELS = ("newton_schulz_chained", "lyapunov_chained")
 
 _KERNELS = {
     "power_step": _power_step_kernel,
@@ -615,8 +411,8 @@ _KERNELS = {
     "newton_schulz_strip": _newton_schulz_strip_kernel,
     "lyapunov_strip": _lyapunov_strip_kernel,
     "product": _product_kernel,
-    "lyapunov_products": _lyapunov_products_kernel,
-    "lyapunov_update": _lyapunov_update_kernel,
+    "newton_schulz_chained": _newton_schulz_chained_kernel,
+    "lyapunov_chained": _lyapunov_chained_kernel,
 }
 
 
@@ -636,8 +432,7 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     on_gpu = like.device.type == "cuda"
     candidates = candidate_configs(space or kernel_name, n, dtype_name, precision, interpreter=not on_gpu,
                                    shared_memory=shared_memory_per_block(like.device) if on_gpu else SM80_SHARED_MEMORY)
-    # n a multiple of 16 compiles differently (aligned rows) and may offer more configs
-    # (`spaces.TF32X3_ALIGNED_SPACE`): its own key.
+    # n a multiple of 16 compiles differently (aligned rows): its own key.
     variant = variant + ("-n16" if n % 16 == 0 else "")
     key = tuning_key(tuning.size_bucket(n), dtype_name, precision, variant, tuning.batch_bucket(batch))
 
@@ -645,6 +440,9 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
         if kernel_name in STRIP_KERNELS:  # a program a column strip and role
             grid = (triton.cdiv(n, config["BLOCK"]) * batch, roles)
             placement = {"ROWS": config["GROUP"]}  # a strip space's third entry (`spaces._STRIPS`)
+        elif kernel_name in CHAINED_KERNELS:  # both phases' programs on one axis
+            grid = (chained_programs(kernel_name, n, batch, config["BLOCK"], config["SPLIT_PROGRAMS"]),)
+            placement = {"GROUP": config["GROUP"], "SPLIT_PROGRAMS": config["SPLIT_PROGRAMS"]}
         else:
             grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch, config["SPLIT_PROGRAMS"])
             placement = {"GROUP": config["GROUP"]}
@@ -682,14 +480,25 @@ def split_buffer(batch: int, n: int, dtype: torch.dtype, device) -> torch.Tensor
 
 
 def prepare_forward(a: torch.Tensor, eps: float, w: torch.Tensor, partials: torch.Tensor, *,
-                    split: bool = False) -> None:
+                    split: bool = False, counters: torch.Tensor | None = None) -> None:
     """w <- sym(a) + eps I (compute dtype), partials <- its sums of squares per band. One launch.
-    split: w is a `split_buffer` and its planes are written too."""
+    split: w is a `split_buffer` and its planes are written too. counters: the chained steps'
+    (int32, `new_counters`), zeroed by the same launch."""
     batch, n = a.shape[0], a.shape[-1]
     eps_hi, eps_lo = eps_halves(float(eps))
     _prepare_forward_kernel[(partial_count(n) * batch,)](
-        a, *a.stride(), w, partials, eps_hi, eps_lo, n, BLOCK=ELEMENTWISE_BLOCK, SPLIT=split,
-        num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
+        a, *a.stride(), w, partials, eps_hi, eps_lo, _or(counters, partials), _numel(counters), n,
+        BLOCK=ELEMENTWISE_BLOCK, SPLIT=split, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
+
+
+def new_counters(batch: int, device) -> torch.Tensor:
+    """The counters of a chain of chained steps over `batch` matrices (`chained.py`), uninitialised:
+    the chain's prepare launch zeroes them, and every chained launch leaves them zero."""
+    return torch.empty(counter_count(batch), dtype=torch.int32, device=device)
+
+
+def _numel(tensor) -> int:
+    return 0 if tensor is None else tensor.numel()
 
 
 def _or(tensor, fallback):
@@ -713,30 +522,47 @@ def power_step(left, z, table, power: int, norm, partials, *, z_out=None, power_
     _launch_tuned("power_step", "first" if first else "next", left, precision, args, flags)
 
 
-def newton_schulz_step(y, z, m, table, step: int, norm, partials=None, *, y_out=None, y_saved=None, z_out=None,
-                       z_saved=None, update_y: bool, update_z: bool, unscale: bool, precision: str,
-                       trace_norm: bool = False) -> None:
-    """One coupled Newton–Schulz update (see `_newton_schulz_step_kernel`). Step 0 reads W and partials
-    (trace_norm: not the partials; norm already holds tr W)."""
-    first = step == 0
-    num_partials = partials.shape[-1] if first else 1
+def _root_outputs(y, y_out, y_saved, z_out, z_saved) -> tuple:
     # An output not wanted points at its partner (same dtype): a split last step picks either by role.
-    outputs = (_or(y_out, _or(z_out, y)), _or(y_saved, _or(z_saved, y)), _or(z_out, _or(y_out, y)),
-               _or(z_saved, _or(y_saved, y)))
-    args = (y, _or(z, y), m, outputs[0], outputs[1], outputs[2], outputs[3],
-            table, step, norm, partials if first else norm, num_partials, y.shape[-1])
-    flags = dict(FIRST=first, UPDATE_Y=update_y, UPDATE_Z=update_z, UNSCALE=unscale,
-                 STORE_Y=unscale and y_out is not None, SAVE_Y=unscale and y_saved is not None,
-                 STORE_Z=unscale and z_out is not None, SAVE_Z=unscale and z_saved is not None,
-                 PARTIALS=triton.next_power_of_2(num_partials), TRACE_NORM=trace_norm)
-    variant = ("first" if first else "next") + ("-y" if update_y else "") + ("-z" if update_z else "")
-    # The first step's epilogue (the norm) takes more registers: a space of its own, as does the
-    # last's unless it forms both roots at an n that is a multiple of 16: that one splits them
-    # over two programs in the later steps' space (whose unsplit entries are the ends space's;
-    # at other n the split unscale epilogue spills 84-156 bytes).
+    return (_or(y_out, _or(z_out, y)), _or(y_saved, _or(z_saved, y)), _or(z_out, _or(y_out, y)),
+            _or(z_saved, _or(y_saved, y)))
+
+
+def _root_flags(update_y: bool, update_z: bool, unscale: bool, y_out, y_saved, z_out, z_saved) -> dict:
+    return dict(UPDATE_Y=update_y, UPDATE_Z=update_z, UNSCALE=unscale,
+                STORE_Y=unscale and y_out is not None, SAVE_Y=unscale and y_saved is not None,
+                STORE_Z=unscale and z_out is not None, SAVE_Z=unscale and z_saved is not None)
+
+
+def newton_schulz_first_step(w, table, norm, partials, *, y_out=None, y_saved=None, z_out=None, z_saved=None,
+                             update_y: bool, update_z: bool, unscale: bool, precision: str,
+                             trace_norm: bool = False) -> None:
+    """The first coupled Newton–Schulz update from W and its partial sums of squares (see
+    `_newton_schulz_step_kernel`, FIRST; trace_norm: not the partials, norm already holds tr W).
+    One launch, in its own space: its epilogue (the norm) takes more registers."""
+    num_partials = partials.shape[-1]
+    args = (w, w, w, *_root_outputs(w, y_out, y_saved, z_out, z_saved), table, 0, norm, partials, num_partials,
+            w.shape[-1])
+    flags = dict(FIRST=True, PARTIALS=triton.next_power_of_2(num_partials), TRACE_NORM=trace_norm,
+                 **_root_flags(update_y, update_z, unscale, y_out, y_saved, z_out, z_saved))
+    variant = "first" + ("-y" if update_y else "") + ("-z" if update_z else "") + ("-unscale" if unscale else "")
+    _launch_tuned("newton_schulz_step", variant, w, precision, args, flags, space="newton_schulz_step_ends")
+
+
+def newton_schulz_chained_step(y, z, m, table, step: int, norm, counters, *, y_out=None, y_saved=None, z_out=None,
+                               z_saved=None, update_y: bool, update_z: bool, unscale: bool, precision: str) -> None:
+    """A coupled Newton–Schulz update after the first with its product M = Z Y, in one launch
+    (`chained._newton_schulz_chained_kernel`); m: M's scratch (a split buffer with tf32x3);
+    counters: the chain's (`new_counters`)."""
+    args = (y, z, m, *_root_outputs(y, y_out, y_saved, z_out, z_saved), table, step, norm, counters, y.shape[-1])
+    flags = _root_flags(update_y, update_z, unscale, y_out, y_saved, z_out, z_saved)
+    variant = "next" + ("-y" if update_y else "") + ("-z" if update_z else "") + ("-unscale" if unscale else "")
+    # The last step, where it forms both roots at an n that is a multiple of 16, splits them over
+    # two programs in the later steps' space (whose unsplit entries are the ends space's); otherwise
+    # it takes the ends space (the split unscale epilogue spills 84-156 bytes at other n).
     split_last = unscale and update_y and update_z and y.shape[-1] % 16 == 0
-    _launch_tuned("newton_schulz_step", variant + ("-unscale" if unscale else ""), y, precision, args, flags,
-                  space="newton_schulz_step_ends" if first or (unscale and not split_last) else None)
+    _launch_tuned("newton_schulz_chained", variant, y, precision, args, flags,
+                  space="newton_schulz_step_ends" if unscale and not split_last else None)
 
 
 def newton_schulz_strip_step(y, z, p, q, table, step: int, *, y_out=None, z_out=None, precision: str) -> None:
@@ -774,29 +600,28 @@ def unscale_roots(norm, *, sqrt_hat=None, inv_hat=None, sqrt_out=None, sqrt_save
         BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
-def prepare_backward(s, grad_sqrt, grad_inv, norm, b_out, c_out, grad_inv_out=None, *, split: bool = False) -> None:
+def prepare_backward(s, grad_sqrt, grad_inv, norm, b_out, c_out, grad_inv_out=None, *, split: bool = False,
+                     counters: torch.Tensor | None = None) -> None:
     """B0 = S / scale and C0 (or its parts, with an inverse-root gradient). One element-wise launch.
-    split: the outputs are `split_buffer`s and get their planes."""
+    split: the outputs are `split_buffer`s and get their planes. counters: as for `prepare_forward`."""
     batch, n = s.shape[0], s.shape[-1]
     gs = _or(grad_sqrt, s)
     gi = _or(grad_inv, s)
     _prepare_backward_kernel[_elementwise_grid(n, batch)](
-        s, gs, *gs.stride(), gi, *gi.stride(), norm, b_out, c_out, _or(grad_inv_out, s), n,
+        s, gs, *gs.stride(), gi, *gi.stride(), norm, b_out, c_out, _or(grad_inv_out, s), _or(counters, norm),
+        _numel(counters), n,
         HAS_GRAD_SQRT=grad_sqrt is not None, HAS_GRAD_INV=grad_inv is not None, SPLIT=split,
         BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
-def lyapunov_products(b, c, b_sq, commutator, *, precision: str) -> None:
-    """b_sq <- B^2, commutator <- B C - C B: one launch."""
-    _launch_tuned("lyapunov_products", "", b, precision, (b, c, b_sq, commutator, b.shape[-1]), {})
-
-
-def lyapunov_update(b, c, b_sq, commutator, table, step: int, *, b_out=None, c_out, last: bool,
-                    precision: str) -> None:
-    """C' (and B' when b_out is given) of one sign-iteration step; with last, X = C' / 2. One launch."""
-    args = (b, c, b_sq, commutator, _or(b_out, b), c_out, table, step, b.shape[-1])
+def lyapunov_chained_step(b, c, b_sq, commutator, table, step: int, counters, *, b_out=None, c_out, last: bool,
+                          precision: str) -> None:
+    """One sign-iteration step in one launch (`chained._lyapunov_chained_kernel`): b_sq <- B^2 and
+    commutator <- B C - C B (scratch, split buffers with tf32x3), then C' (with last, X = C' / 2)
+    and B' when b_out is given. counters: the chain's (`new_counters`)."""
+    args = (b, c, b_sq, commutator, _or(b_out, b), c_out, table, step, counters, b.shape[-1])
     flags = dict(UPDATE_B=b_out is not None, LAST=last)
-    _launch_tuned("lyapunov_update", "with-b" if b_out is not None else "c-only", b, precision, args, flags)
+    _launch_tuned("lyapunov_chained", "with-b" if b_out is not None else "c-only", b, precision, args, flags)
 
 
 def lyapunov_strip_step(b, c, q, d, table, step: int, *, b_out=None, c_out, last: bool, precision: str) -> None:
@@ -818,37 +643,36 @@ def symmetric_part(x, out) -> None:
 # ---------------------------------------------------------------------------------------
 # For kernels/compile_report.py
 
-# Per kernel, the flag sets compiled: the heaviest of each structurally different variant.
+# Per (kernel, autotune space), the flag sets compiled: the heaviest of each structurally different variant.
+_UNSCALE_BOTH = dict(UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True, SAVE_Z=True)
 _COMPILE_VARIANTS = {
-    "power_step": (
+    ("power_step", "power_step"): (
         dict(FIRST=True, WRITE_Z=True, WRITE_POWER=True, FIRST_POLY=True, SECOND_POLY=True, UNSCALE=True,
              STORE_FIRST=True, SAVE_FIRST=True, STORE_SECOND=True, SAVE_SECOND=True),
         dict(FIRST=False, WRITE_Z=False, WRITE_POWER=True, FIRST_POLY=True, SECOND_POLY=True, UNSCALE=True,
              STORE_FIRST=True, SAVE_FIRST=True, STORE_SECOND=True, SAVE_SECOND=True),
     ),
-    "newton_schulz_step": (  # the steps after the first; the last where it forms both roots (n % 16 == 0)
-        dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=False, STORE_Y=False, SAVE_Y=False, STORE_Z=False,
-             SAVE_Z=False, TRACE_NORM=False),
-        dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
-             SAVE_Z=True, TRACE_NORM=False),
+    ("newton_schulz_step", "newton_schulz_step_ends"): (  # the first step
+        dict(FIRST=True, UPDATE_Y=True, UPDATE_Z=True, **_UNSCALE_BOTH, TRACE_NORM=False),
     ),
-    "newton_schulz_step_ends": (
-        dict(FIRST=True, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
-             SAVE_Z=True, TRACE_NORM=False),
-        dict(FIRST=False, UPDATE_Y=True, UPDATE_Z=True, UNSCALE=True, STORE_Y=True, SAVE_Y=True, STORE_Z=True,
-             SAVE_Z=True, TRACE_NORM=False),
+    # The steps after the first; the last where it forms both roots (n % 16 == 0), split.
+    ("newton_schulz_chained", "newton_schulz_chained"): (
+        dict(UPDATE_Y=True, UPDATE_Z=True, UNSCALE=False, STORE_Y=False, SAVE_Y=False, STORE_Z=False, SAVE_Z=False),
+        dict(UPDATE_Y=True, UPDATE_Z=True, **_UNSCALE_BOTH),
     ),
-    "product": (dict(SYMMETRIC=True, HAS_E=True, SCALE="lyapunov", SPLIT_OUT=True),
-                dict(SYMMETRIC=False, HAS_E=False, SCALE="none", SPLIT_OUT=True)),
-    "lyapunov_products": (dict(),),
-    "lyapunov_update": (dict(UPDATE_B=True, LAST=False),),
-    "newton_schulz_strip": (dict(),),
-    "lyapunov_strip": (dict(UPDATE_B=True, LAST=False),),
+    # The last step elsewhere (one root, or n not a multiple of 16), unsplit.
+    ("newton_schulz_chained", "newton_schulz_step_ends"): (dict(UPDATE_Y=True, UPDATE_Z=True, **_UNSCALE_BOTH),),
+    ("product", "product"): (dict(SYMMETRIC=True, HAS_E=True, SCALE="lyapunov", SPLIT_OUT=True),
+                             dict(SYMMETRIC=False, HAS_E=False, SCALE="none", SPLIT_OUT=True)),
+    ("lyapunov_chained", "lyapunov_chained"): (dict(UPDATE_B=True, LAST=False),),
+    ("newton_schulz_strip", "newton_schulz_strip"): (dict(),),
+    ("lyapunov_strip", "lyapunov_strip"): (dict(UPDATE_B=True, LAST=False),),
 }
 # Pointers in the input/output dtype (bfloat16, to compile the conversions); the rest are compute dtype.
 _IO_POINTERS = {
     "_power_step_kernel": {"first_out_ptr", "second_out_ptr"},
     "_newton_schulz_step_kernel": {"y_out_ptr", "z_out_ptr"},
+    "_newton_schulz_chained_kernel": {"y_out_ptr", "z_out_ptr"},
     "_unscale_roots_kernel": {"sqrt_out_ptr", "inv_out_ptr"},
     "_prepare_forward_kernel": {"a_ptr"},
     "_prepare_backward_kernel": {"grad_sqrt_ptr", "grad_inv_ptr"},
@@ -862,6 +686,8 @@ def _signature(fn, compute: str, io: str, constexprs: dict) -> dict:
     for name in fn.arg_names:
         if name in constexprs:
             signature[name] = "constexpr"
+        elif name == "counters_ptr":  # `chained.py`
+            signature[name] = "*i32"
         elif name.endswith("_ptr"):
             signature[name] = f"*{io if name in io_pointers else compute}"
         else:
@@ -879,13 +705,12 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     compute = {"float32": "fp32", "float64": "fp64"}[dtype_name]
     io = "bf16" if dtype_name == "float32" else "fp64"
     specs = []
-    for space, variants in _COMPILE_VARIANTS.items():
-        kernel_name = space.removesuffix("_ends")
+    for (kernel_name, space), variants in _COMPILE_VARIANTS.items():
         if kernel_name in STRIP_KERNELS and n > STRIPS_MAX_N:  # never launched there (`strips.strips_pay`)
             continue
         fn = _KERNELS[kernel_name]
         for flags in variants:
-            if space == "newton_schulz_step" and flags["UNSCALE"] and n % 16:  # never launched there
+            if space == "newton_schulz_chained" and flags["UNSCALE"] and n % 16:  # never launched there
                 continue
             # Outputs in the I/O dtype only where the roots are stored (the unscale epilogue).
             flags_io = io if flags.get("UNSCALE", True) else compute
@@ -893,7 +718,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                 on_sm80 = candidate_configs(space, n, dtype_name, precision)
                 on_sm90 = candidate_configs(space, n, dtype_name, precision, shared_memory=SM90_SHARED_MEMORY)
                 for config in on_sm80 + [c for c in on_sm90 if c not in on_sm80]:
-                    if space == "newton_schulz_step" and flags.get("UNSCALE") and config["SPLIT_PROGRAMS"] == 1:
+                    if space == "newton_schulz_chained" and flags.get("UNSCALE") and config["SPLIT_PROGRAMS"] == 1:
                         continue  # an unsplit last step is the ends space's kernel (the same entries)
                     constexprs = dict(flags, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"], PRECISION=precision)
                     # GROUP (tile rows a group) or, for a strip kernel, ROWS (`spaces._STRIPS`)

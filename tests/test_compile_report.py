@@ -107,7 +107,7 @@ def test_tiled_report_covers_the_whole_autotune_space(rows, dtype_name):
     shared = compile_report.ARCHES[arch].max_shared_bytes
     reported = {row["kernel"] for row in rows if row["module"] == "tiled" and row["dtype"] == dtype_name}
     precisions = tiled.PRECISIONS if dtype_name == "float32" else ("ieee",)
-    for space in tiled_space.GPU_SPACE[dtype_name]:  # a kernel's spaces: "newton_schulz_step" and "_ends"
+    for space in tiled_space.GPU_SPACE[dtype_name]:  # "newton_schulz_step_ends": the first step's (and the last's)
         kernel_name = space.removesuffix("_ends")
         for precision in precisions:
             for n in TILED_SIZES:

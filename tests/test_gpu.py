@@ -77,9 +77,32 @@ def test_cuda_graph_captures_forward_and_backward(batch, n, op):
     graph.replay()
     torch.cuda.synchronize()
     captured = a.grad.clone()
+    graph.replay()  # the chained steps' counters are left zero: a second replay is the same
+    torch.cuda.synchronize()
+    assert torch.equal(a.grad, captured)
     a.grad = None
     (expected_grad,) = torch.autograd.grad((op(a, eps=1e-5) @ features).square().sum(), a)
     assert torch.allclose(captured, expected_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_chained_steps_with_more_programs_than_the_gpu_holds():
+    """B = 8, n = 1024: each chained launch has 8 x 16^2 x 3 (or x 4) programs, many times what
+    is resident at once, so phase-2 programs wait for phase-1 programs that start later than
+    other waiting ones (`kernels/chained.py`: ticket order, not program order). Roots and
+    gradients against the torch path of the same method."""
+    from tritonsqrt.paths import tiled_path, torch_path
+    from tritonsqrt.plan import Plan
+
+    n = 1024
+    a = spd_with_condition(8, n, 100.0, device="cuda")
+    grad = torch.randn(8, n, n, device="cuda")
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, precision="ieee")
+    ours = tiled_path.roots_forward(a, plan, True, True, True)
+    ref = torch_path.roots_forward(a, plan, True, True, True)
+    rel = lambda x, y: float((x - y).norm() / y.norm())  # noqa: E731
+    assert rel(ours[0], ref[0]) <= 1e-4 and rel(ours[1], ref[1]) <= 1e-4
+    grad_ours = tiled_path.roots_backward(plan, ref[2], grad, None)
+    assert rel(grad_ours, torch_path.roots_backward(plan, ref[2], grad, None)) <= 1e-4
 
 
 def test_torch_compile_inductor_fullgraph():

@@ -72,16 +72,18 @@ def _count_in_child() -> dict:
 
 # Tiled kernels with loops that some programs skip (`perf_model.expected_loop_shares`), one
 # config each: the compiled SASS must have the loops the source implies, or the shares are lost.
-_NS = "tiled.newton_schulz_step[FIRST={},UPDATE_Y=1,UPDATE_Z=1,UNSCALE={},STORE_Y={},SAVE_Y={},STORE_Z={},SAVE_Z={}," \
-      "TRACE_NORM=0,"
-SKIPPING_KERNELS = (_NS.format(0, 0, 0, 0, 0, 0) + "SPLIT_PROGRAMS=2,",  # a later step, split: 2 loops
-                    _NS.format(0, 0, 0, 0, 0, 0) + "BLOCK=",  # unsplit: 4
-                    _NS.format(0, 1, 1, 1, 1, 1) + "SPLIT_PROGRAMS=2,",  # the last step, split: 2
-                    _NS.format(0, 1, 1, 1, 1, 1) + "BLOCK=",  # unsplit: 4
-                    _NS.format(1, 1, 1, 1, 1, 1),  # the first: 1
-                    "tiled.lyapunov_products[SPLIT_PROGRAMS=2,",  # 2
-                    "tiled.lyapunov_products[BLOCK=",  # unsplit: 3
-                    "tiled.lyapunov_update[UPDATE_B=1,LAST=0,SPLIT_PROGRAMS=2,")  # 2
+_FIRST = "tiled.newton_schulz_step[FIRST=1,UPDATE_Y=1,UPDATE_Z=1,UNSCALE=1,STORE_Y=1,SAVE_Y=1,STORE_Z=1,SAVE_Z=1," \
+    "TRACE_NORM=0,"
+_CHAINED = "tiled.newton_schulz_chained[UPDATE_Y=1,UPDATE_Z=1,UNSCALE={0},STORE_Y={0},SAVE_Y={0},STORE_Z={0}," \
+    "SAVE_Z={0},"
+# Chained kernels: phase 1's loops, the wait's spin loop, phase 2's.
+SKIPPING_KERNELS = (_CHAINED.format(0) + "SPLIT_PROGRAMS=2,",  # a later step, split: M's loop, wait, 2
+                    _CHAINED.format(0) + "BLOCK=",  # unsplit: 1, wait, 4
+                    _CHAINED.format(1) + "SPLIT_PROGRAMS=2,",  # the last step, split: 1, wait, 2
+                    _CHAINED.format(1) + "BLOCK=",  # unsplit: 1, wait, 4
+                    _FIRST,  # the first: 1
+                    "tiled.lyapunov_chained[UPDATE_B=1,LAST=0,SPLIT_PROGRAMS=2,",  # products 2, wait, update 2
+                    "tiled.lyapunov_chained[UPDATE_B=1,LAST=0,BLOCK=")  # unsplit: 3, wait, 3
 
 
 def _tiled_loops() -> dict:
@@ -256,43 +258,48 @@ def test_skipped_loops_are_where_the_source_puts_them(counted, prefix):
     from tritonsqrt.kernels import perf_model
 
     compiled = counted["tiled"][prefix]
-    expected = perf_model.expected_loop_shares(compiled, 128)
-    assert len(expected) == compiled["loops"], compiled["kernel"]
-    assert perf_model.loop_shares(compiled, 128, compiled["loops"]) == expected
+    for phase in (1, 2) if perf_model.is_chained(compiled) else (None,):
+        expected = perf_model.expected_loop_shares(compiled, 128, phase)
+        assert len(expected) == compiled["loops"], compiled["kernel"]
+        assert perf_model.loop_shares(compiled, 128, compiled["loops"], phase) == expected
 
 
 def test_loop_shares():
     from tritonsqrt.kernels import perf_model
 
-    def shares(kernel, n=256, loops=None, **constexprs):
+    def shares(kernel, n=256, loops=None, phase=None, **constexprs):
         row = {"kernel": kernel, "constexprs": dict({"BLOCK": 64}, **constexprs)}
-        expected = perf_model.expected_loop_shares(row, n)
-        return perf_model.loop_shares(row, n, len(expected) if loops is None and expected else loops or 1)
+        expected = perf_model.expected_loop_shares(row, n, phase)
+        return perf_model.loop_shares(row, n, len(expected) if loops is None and expected else loops or 1, phase)
 
-    flags = dict(FIRST=0, UPDATE_Y=1, UPDATE_Z=1, UNSCALE=0)
-    # n = 256 in 64-wide tiles: 4 of the 10 upper tiles are diagonal and skip the mirror loop
-    assert shares("tiled.newton_schulz_step[...]", SPLIT_PROGRAMS=2, **flags) == [1.0, 0.6]
-    assert shares("tiled.newton_schulz_step[...]", **dict(flags, UNSCALE=1)) == [1.0, 0.6, 1.0, 0.6]
-    assert shares("tiled.newton_schulz_step[...]", SPLIT_PROGRAMS=2, **dict(flags, UNSCALE=1)) == [1.0, 0.6]
+    ns, lyapunov = "tiled.newton_schulz_chained[...]", "tiled.lyapunov_chained[...]"
+    flags = dict(UPDATE_Y=1, UPDATE_Z=1, UNSCALE=0)
+    # n = 256 in 64-wide tiles: 4 of the 10 upper tiles are diagonal and skip the mirror loop;
+    # phase 1 (M = Z Y) runs its one loop, phase 2 the update's
+    # (M's loop, the phase-2 programs' wait, the update's loops; the wait is not charged)
+    assert shares(ns, phase=1, SPLIT_PROGRAMS=2, **flags) == [1.0, 0.0, 0.0, 0.0]
+    assert shares(ns, phase=2, SPLIT_PROGRAMS=2, **flags) == [0.0, 0.0, 1.0, 0.6]
+    assert shares(ns, phase=2, **dict(flags, UNSCALE=1)) == [0.0, 0.0, 1.0, 0.6, 1.0, 0.6]
+    assert shares(ns, phase=2, SPLIT_PROGRAMS=2, **dict(flags, UNSCALE=1)) == [0.0, 0.0, 1.0, 0.6]
     # a split launch off its split path: program 1 of every tile returns
-    assert shares("tiled.newton_schulz_step[...]", SPLIT_PROGRAMS=2, **dict(flags, UNSCALE=1, UPDATE_Y=0)) == \
-        [0.5, 0.3]
-    assert shares("tiled.newton_schulz_step[...]", **dict(flags, FIRST=1)) == [1.0]
-    assert shares("tiled.lyapunov_products[...]", SPLIT_PROGRAMS=2) == [1.0, 0.3]
-    assert shares("tiled.lyapunov_products[...]") == [1.0, 0.6, 1.0]
-    assert shares("tiled.lyapunov_products[...]", n=64) == [1.0, 0.0, 1.0]  # one tile: its own mirror
+    assert shares(ns, phase=2, SPLIT_PROGRAMS=2, **dict(flags, UNSCALE=1, UPDATE_Y=0)) == [0.0, 0.0, 0.5, 0.3]
+    assert shares("tiled.newton_schulz_step[...]", FIRST=1, **flags) == [1.0]
+    assert shares(lyapunov, phase=1, SPLIT_PROGRAMS=2, UPDATE_B=1, LAST=0) == [1.0, 0.3, 0.0, 0.0, 0.0]
+    assert shares(lyapunov, phase=1, UPDATE_B=1, LAST=0) == [1.0, 0.6, 1.0, 0.0, 0.0, 0.0, 0.0]
+    assert shares(lyapunov, phase=1, n=64, UPDATE_B=1, LAST=0)[:3] == [1.0, 0.0, 1.0]  # one tile: its own mirror
     # the split Lyapunov update: the B' programs run one loop of two; off its split path half idle
-    assert shares("tiled.lyapunov_update[...]", SPLIT_PROGRAMS=2, UPDATE_B=1, LAST=0) == [1.0, 0.5]
-    assert shares("tiled.lyapunov_update[...]", SPLIT_PROGRAMS=2, UPDATE_B=0, LAST=1) == [0.5, 0.5]
+    assert shares(lyapunov, phase=2, SPLIT_PROGRAMS=2, UPDATE_B=1, LAST=0) == [0.0, 0.0, 0.0, 1.0, 0.5]
+    assert shares(lyapunov, phase=2, SPLIT_PROGRAMS=2, UPDATE_B=0, LAST=1) == [0.0, 0.0, 0.0, 0.5, 0.5]
     # SASS with other loops than the source implies, or a kernel that skips none: all 1
-    assert shares("tiled.lyapunov_products[...]", loops=4) == [1.0] * 4
-    assert shares("tiled.lyapunov_update[...]", loops=3, UPDATE_B=1, LAST=0) == [1.0] * 3
+    assert shares(lyapunov, loops=5, phase=1, UPDATE_B=1, LAST=0) == [1.0] * 5  # 7 expected
     assert shares("tiled.newton_schulz_strip[...]", loops=2, ROWS=64) == [1.0] * 2
+    with pytest.raises(ValueError, match="phase"):  # a chained kernel's shares are per phase
+        perf_model.expected_loop_shares({"kernel": lyapunov, "constexprs": dict(BLOCK=64, UPDATE_B=1, LAST=0)}, 256)
     # the program mix charges each loop by its share: two 20-instruction K loops, 4 trips
     k_loop = {"start": 0x10, "end": 0x90, "own": {"instructions": 20}, "children": []}
-    row = _row("tiled.lyapunov_products[...]", [k_loop, dict(k_loop, start=0xa0, end=0x120)], {"instructions": 30},
-               {"BLOCK": 64, "BLOCK_K": 64, "SPLIT_PROGRAMS": 2})
-    assert perf_model.program_mix(row, n=256, steps=1)[0]["instructions"] == pytest.approx(30 + 4 * 20 * 1.3)
+    row = _row("tiled.newton_schulz_step[...]", [k_loop, dict(k_loop, start=0xa0, end=0x120)], {"instructions": 30},
+               {"BLOCK": 64, "BLOCK_K": 64, "SPLIT_PROGRAMS": 2, "FIRST": 0, "UPDATE_Y": 1, "UPDATE_Z": 1})
+    assert perf_model.program_mix(row, n=256, steps=1)[0]["instructions"] == pytest.approx(30 + 4 * 20 * 1.6)
 
 
 def test_launch_waves():
@@ -307,6 +314,11 @@ def test_launch_waves():
     # 264 programs fill the 2 slots of every SM once: 2 x 1000 cycles; 265 add a partial wave
     assert perf_model.launch_us(row, gpu, 264, n=64, steps=1) == pytest.approx(2000 / 1980 + gpu.launch_us)
     assert perf_model.launch_us(row, gpu, 265, n=64, steps=1) == pytest.approx(3000 / 1980 + gpu.launch_us)
+    # a chained launch: its two phases' waves one after the other, one launch latency
+    chained = _row("tiled.lyapunov_chained[...]", [], {"instructions": 1000}, {"BLOCK": 64, "UPDATE_B": 1, "LAST": 0},
+                   warps=4, registers=255, shared=0)
+    assert perf_model.chained_launch_us(chained, gpu, 264, 132, n=64) == \
+        pytest.approx(2000 / 1980 + 1000 / 1980 + gpu.launch_us)
 
 
 def test_bench_rows_carry_the_modeled_figure():

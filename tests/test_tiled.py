@@ -125,15 +125,19 @@ def test_newton_schulz_iterates_are_symmetric_averages():
     a = spd_with_condition(1, n, 1e4, seed=21)
     w = torch.empty_like(a)
     partials = torch.empty(1, tiled.partial_count(n))
-    tiled.prepare_forward(a, 0.0, w, partials)
+    counters = tiled.new_counters(1, a.device)
+    tiled.prepare_forward(a, 0.0, w, partials, counters=counters)
     table = tiled.coefficient_table(steps, torch.float32, a.device)
     norm = torch.empty(1, 1, 1)
     y, z, m, y_next, z_next = (torch.empty_like(a) for _ in range(5))
-    tiled.newton_schulz_step(w, None, w, table, 0, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
-                             unscale=False, precision="ieee")
-    tiled.product(z, y, m, symmetric=False, precision="ieee")
-    tiled.newton_schulz_step(y, z, m, table, 1, norm, y_out=y_next, z_out=z_next, update_y=True, update_z=True,
-                             unscale=False, precision="ieee")
+    tiled.newton_schulz_first_step(w, table, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
+                                   unscale=False, precision="ieee")
+    tiled.newton_schulz_chained_step(y, z, m, table, 1, norm, counters, y_out=y_next, z_out=z_next, update_y=True,
+                                     update_z=True, unscale=False, precision="ieee")
+    assert not counters.any()  # the chained launch leaves its counters zero
+    m_alone = torch.empty_like(m)
+    tiled.product(z, y, m_alone, symmetric=False, precision="ieee")
+    assert torch.equal(m, m_alone)  # the chained step's M is the product kernel's, bit for bit
     assert torch.equal(y, y.mT) and torch.equal(z, z.mT)
     assert torch.equal(y_next, y_next.mT) and torch.equal(z_next, z_next.mT)
     y64, z64, m64 = y.double(), z.double(), m.double()
@@ -159,8 +163,8 @@ def test_one_triangle_products_are_symmetric_and_equal_the_full_product():
     b, c = s, random_symmetric(1, n, seed=32)
     b_sq, commutator, b_next, c_next = (torch.empty_like(b) for _ in range(4))
     table = tiled.coefficient_table(((1.5, -0.5),), torch.float32, b.device)
-    tiled.lyapunov_products(b, c, b_sq, commutator, precision="ieee")
-    tiled.lyapunov_update(b, c, b_sq, commutator, table, 0, b_out=b_next, c_out=c_next, last=False, precision="ieee")
+    tiled.lyapunov_chained_step(b, c, b_sq, commutator, table, 0, torch.zeros(3, dtype=torch.int32), b_out=b_next,
+                                c_out=c_next, last=False, precision="ieee")
     for result in (b_sq, b_next, c_next):
         assert torch.equal(result, result.mT)
     assert torch.equal(commutator, -commutator.mT)  # B C - C B, exactly antisymmetric
@@ -175,24 +179,29 @@ def test_one_triangle_products_are_symmetric_and_equal_the_full_product():
 
 
 @pytest.mark.parametrize("last", [False, True])
-def test_split_lyapunov_update_is_the_unsplit_one_bit_for_bit(monkeypatch, last):
-    """C' and B' formed by two programs a tile (`SPLIT_PROGRAMS = 2`) sum the same products in the
-    same order as one program forming both; the last step (C' only) leaves program 1 idle."""
+def test_split_lyapunov_step_is_the_unsplit_one_bit_for_bit(monkeypatch, last):
+    """B^2, B C - C B, C' and B' formed by two programs a tile (`SPLIT_PROGRAMS = 2`) sum the same
+    products in the same order as one program forming both; the last step (C' only) leaves
+    program 1 of the update idle. Each chained launch runs twice on its counters (as the tuner
+    reruns a candidate): the same results, and the counters zero again."""
     n = 130
     b = spd_with_condition(2, n, 100.0, seed=33)
     b = b / torch.linalg.matrix_norm(b, ord=2, keepdim=True)
     c = random_symmetric(2, n, seed=34)
-    b_sq, commutator = torch.empty_like(b), torch.empty_like(b)
     table = tiled.coefficient_table(((1.5, -0.5),), torch.float32, b.device)
-    tiled.lyapunov_products(b, c, b_sq, commutator, precision="ieee")
+    counters = torch.zeros(tiled.counter_count(2), dtype=torch.int32)
     results = []
     for split in (2, 1):
         monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((64, 64, 2, 1, 1, split),))
-        b_next, c_next = torch.full_like(b, float("nan")), torch.full_like(b, float("nan"))
-        tiled.lyapunov_update(b, c, b_sq, commutator, table, 0, b_out=None if last else b_next, c_out=c_next,
-                              last=last, precision="ieee")
-        results.append((b_next, c_next))
-    (b_split, c_split), (b_one, c_one) = results
+        for _ in range(2):
+            b_sq, commutator, b_next, c_next = (torch.full_like(b, float("nan")) for _ in range(4))
+            tiled.lyapunov_chained_step(b, c, b_sq, commutator, table, 0, counters, b_out=None if last else b_next,
+                                        c_out=c_next, last=last, precision="ieee")
+            assert not counters.any()
+            results.append((b_sq, commutator, b_next, c_next))
+    assert all(torch.equal(x, y) or (x.isnan().all() and y.isnan().all()) for x, y in zip(results[0], results[1]))
+    (sq_split, com_split, b_split, c_split), (sq_one, com_one, b_one, c_one) = results[1], results[2]
+    assert torch.equal(sq_split, sq_one) and torch.equal(com_split, com_one)
     assert torch.equal(c_split, c_one) and torch.equal(c_split, c_split.mT)
     assert torch.equal(b_split, b_one) if not last else bool(b_split.isnan().all())
 
@@ -208,7 +217,7 @@ def test_split_last_newton_schulz_step_is_the_unsplit_one_bit_for_bit(monkeypatc
         monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((64, 64, 2, 1, 1, split),))
         with count_launches() as counted:
             results.append(tiled_path.roots_forward(a, plan, True, True, True))
-        assert counted.launches == 2 * len(plan.forward_steps)
+        assert counted.launches == 1 + len(plan.forward_steps)
     (sqrt_split, inv_split, saved_split), (sqrt_one, inv_one, saved_one) = results
     assert torch.equal(sqrt_split, sqrt_one) and torch.equal(inv_split, inv_one)
     assert all(torch.equal(x, y) for x, y in zip(saved_split, saved_one) if isinstance(x, torch.Tensor))
@@ -285,13 +294,13 @@ def test_launches_per_step(method):
     with count_launches() as backward:
         tiled_path.roots_backward(plan, saved, None, random_symmetric(1, n, seed=13))
     steps, degree = len(plan.forward_steps), plan.taylor_degree
-    expected = {"ns": 2 * steps, "scaled_ns": 2 * steps,
+    expected = {"ns": 1 + steps, "scaled_ns": 1 + steps,  # prepare, then one launch a step
                 # prepare, one per power, then (inverse only + backward) unscale and S = sym(A_hat Y)
                 "mtp": 1 + (degree - 1) + 2,
                 "mpa": 1 + (max(plan.pade_degrees) - 1) + 2}[method]
     assert forward.launches == expected, forward.names
     # ns (iSQRT-COV) is differentiated through its iteration by torch products: no tiled launch.
-    assert backward.launches == (0 if method == "ns" else 1 + 2 + 2 * len(plan.backward_steps)), backward.names
+    assert backward.launches == (0 if method == "ns" else 1 + 2 + len(plan.backward_steps)), backward.names
 
 
 @pytest.mark.parametrize("dtype_name, precision", [("float32", p) for p in tiled.PRECISIONS] + [("float64", "ieee")])
@@ -300,7 +309,7 @@ def test_a_last_step_in_the_later_steps_space_is_split_or_an_ends_kernel(dtype_n
     compile_specs compiles only its split entries there, so its unsplit ones must be the ends'."""
     for n, shared in ((128, tiled.SM80_SHARED_MEMORY), (4096, tiled.SM90_SHARED_MEMORY)):
         ends = tiled_space.candidate_configs("newton_schulz_step_ends", n, dtype_name, precision, shared_memory=shared)
-        later = tiled_space.candidate_configs("newton_schulz_step", n, dtype_name, precision, shared_memory=shared)
+        later = tiled_space.candidate_configs("newton_schulz_chained", n, dtype_name, precision, shared_memory=shared)
         assert all(config in ends for config in later if config["SPLIT_PROGRAMS"] == 1)
 
 

@@ -32,13 +32,13 @@ def test_warmup_tunes_then_hits_the_cache_and_exports(tmp_path):
     first = _run(ARGS + ["--export", str(export)], env)
     assert first.returncode == 0, first.stderr
     assert "1/1" in first.stdout and "kernel" in first.stdout and "config" in first.stdout
-    assert "tiled.newton_schulz_step" in first.stdout and "tiled.lyapunov_update" in first.stdout
+    assert "tiled.newton_schulz_step" in first.stdout and "tiled.lyapunov_chained" in first.stdout
     assert " tuned" in first.stdout and ", 0 cache hits" in first.stdout
 
     document = json.loads(export.read_text())
     assert document["format"] == tuning.FORMAT and document["gpu"] == tuning.INTERPRETER_DEVICE
     assert {entry["kernel"] for entry in document["entries"].values()} >= {"tiled.newton_schulz_step",
-                                                                           "tiled.product", "tiled.lyapunov_update"}
+                                                                           "tiled.product", "tiled.lyapunov_chained"}
 
     second = _run(ARGS, env)
     assert second.returncode == 0, second.stderr

@@ -5,16 +5,19 @@ chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.numeric
 
   launches per call (K steps, d the degree)                      torch path, for comparison
   prepare: sym(A) + eps I, sums of squares        1
-  ns / scaled_ns: first step 1, then per step     2 (M = Z Y; Y', Z' sharing M)    3 products + ~4 others
+  ns / scaled_ns: first step 1, then per step     1 (chained: M = Z Y, then Y', Z') 3 products + ~4 others
     ... as strip steps (`strip_steps`)            1 (4 products), + 1 symmetric unscale at the end
   mtp / mpa: per power of Z (with both sums)      1, d - 1 in all                  1 product + 2 adds
   mpa: torch.linalg.solve_ex (1 or 2), unscale    1 launch after the solves
   only the inverse root + backward (mtp, mpa)     +1 (S = sym(A_hat Y))
-  backward: prepare 1, inverse-root rhs +2, per sign step 2 (B^2 and B C - C B; C' and B')  5 products + ~6 others
+  backward: prepare 1, inverse-root rhs +2, per sign step 1 (chained: B^2, B C - C B; C', B') 5 products + ~6 others
     ... as strip steps                            1 (6 products), + 1 symmetric part at the end
 
-Intermediates live in buffers that no launch both reads and writes (they alternate), so the
-tuner can rerun any launch. Nothing synchronises with the host. Every stored iterate is exactly
+A chained step (`kernels/chained.py`) forms its intermediate (M; B^2 and the commutator) and
+its update in one launch, its programs ordered by tickets; its counters are zeroed by the
+prepare launch and left zero by every chained launch. Intermediates live in buffers that no
+launch both reads and writes (they alternate), so the tuner can rerun any launch. Nothing
+synchronises with the host. Every stored iterate is exactly
 symmetric; the Newton–Schulz updates average each tile with its mirror rather than mirror one
 triangle (as accurate as the torch path at kappa 1e6: docs/large-and-tuning.md, "Symmetry").
 With tf32x3 every buffer a product reads is a `tiled.split_buffer` (values, TF32 high and low
@@ -113,15 +116,16 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
             w = tiled.split_buffer(batch, n, compute, a.device) if split else new()
             partials = torch.empty((batch, tiled.partial_count(n)), dtype=compute, device=a.device)
             work, root_power = _prescaled(a, eps, compute)
-            tiled.prepare_forward(work, 0.0, w, partials, split=split)
+            counters = tiled.new_counters(batch, a.device) if _chains_forward(a, plan) else None
+            tiled.prepare_forward(work, 0.0, w, partials, split=split, counters=counters)
             if plan.method == "ns":  # iSQRT-COV: divide by tr W (a torch reduction), no S to save
                 norm.copy_(w.diagonal(dim1=-2, dim2=-1).sum(-1).reshape(batch, 1, 1))
                 a_hat_saved = w / torch.where(norm == 0, torch.ones_like(norm), norm) if need_backward else None
                 sqrt_t = _Targets(sqrt_t.out, None)
                 inv_t = _Targets(inv_t.out, inv_t.saved)
-                _newton_schulz(tiled, w, partials, norm, plan, sqrt_t, inv_t, trace_norm=True)
+                _newton_schulz(tiled, w, partials, norm, plan, sqrt_t, inv_t, counters, trace_norm=True)
             elif plan.method == "scaled_ns":
-                _newton_schulz(tiled, w, partials, norm, plan, sqrt_t, inv_t)
+                _newton_schulz(tiled, w, partials, norm, plan, sqrt_t, inv_t, counters)
             else:
                 _expansion(tiled, w, partials, norm, plan, sqrt_t, inv_t, need_backward)
             _unprescale(root_power, norm, sqrt_t, inv_t)
@@ -164,37 +168,45 @@ def _unprescale(root_power: torch.Tensor, norm: torch.Tensor, sqrt_t: _Targets, 
         done.append(tensor)
 
 
-def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets,
+def _chains_forward(like: torch.Tensor, plan: Plan) -> bool:
+    """Whether the forward runs chained Newton–Schulz steps (`kernels/chained.py`), which need counters."""
+    return plan.method in ("ns", "scaled_ns") and len(plan.forward_steps) > 1 and not strip_steps(like)
+
+
+def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets, counters,
                    trace_norm: bool = False) -> None:
-    """`reference.coupled_newton_schulz` + unscale: step 0 from W, then M = Z Y and (Y', Z') per step.
+    """`reference.coupled_newton_schulz` + unscale: step 0 from W, then per step M = Z Y and
+    (Y', Z') in one chained launch (counters: the chain's, zeroed by the prepare launch; None for
+    strip steps or a single step).
 
     M keeps both triangles (its skew part is the coupling's correction); Y' and Z' are symmetric."""
     steps = plan.forward_steps
     table = tiled.coefficient_table(steps, w.dtype, w.device)
     precision = plan.precision
     if len(steps) == 1:
-        tiled.newton_schulz_step(w, None, w, table, 0, norm, partials, y_out=sqrt_t.out, y_saved=sqrt_t.saved,
-                                 z_out=inv_t.out, z_saved=inv_t.saved, update_y=sqrt_t.needed,
-                                 update_z=inv_t.needed, unscale=True, precision=precision, trace_norm=trace_norm)
+        tiled.newton_schulz_first_step(w, table, norm, partials, y_out=sqrt_t.out, y_saved=sqrt_t.saved,
+                                       z_out=inv_t.out, z_saved=inv_t.saved, update_y=sqrt_t.needed,
+                                       update_z=inv_t.needed, unscale=True, precision=precision,
+                                       trace_norm=trace_norm)
         return
     operand = _operand_factory(tiled, w, precision)
     y, z, m = operand(), operand(), operand()
-    tiled.newton_schulz_step(w, None, w, table, 0, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
-                             unscale=False, precision=precision, trace_norm=trace_norm)
+    tiled.newton_schulz_first_step(w, table, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
+                                   unscale=False, precision=precision, trace_norm=trace_norm)
     y_next, z_next = w, operand()  # W is not read again: its buffer takes the next Y
-    if strip_steps(w):
+    if counters is None:
         _strip_steps(tiled, y, z, m, operand(), y_next, z_next, table, len(steps), norm, sqrt_t, inv_t, precision)
         return
     for step in range(1, len(steps)):
-        tiled.product(z, y, m, symmetric=False, precision=precision)
         if step < len(steps) - 1:
-            tiled.newton_schulz_step(y, z, m, table, step, norm, y_out=y_next, z_out=z_next, update_y=True,
-                                     update_z=True, unscale=False, precision=precision, trace_norm=trace_norm)
+            tiled.newton_schulz_chained_step(y, z, m, table, step, norm, counters, y_out=y_next, z_out=z_next,
+                                             update_y=True, update_z=True, unscale=False, precision=precision)
             y, y_next, z, z_next = y_next, y, z_next, z
         else:  # the last Z update only for the inverse, the last Y only when S is wanted or saved
-            tiled.newton_schulz_step(y, z, m, table, step, norm, y_out=sqrt_t.out, y_saved=sqrt_t.saved,
-                                     z_out=inv_t.out, z_saved=inv_t.saved, update_y=sqrt_t.needed,
-                                     update_z=inv_t.needed, unscale=True, precision=precision, trace_norm=trace_norm)
+            tiled.newton_schulz_chained_step(y, z, m, table, step, norm, counters, y_out=sqrt_t.out,
+                                             y_saved=sqrt_t.saved, z_out=inv_t.out, z_saved=inv_t.saved,
+                                             update_y=sqrt_t.needed, update_z=inv_t.needed, unscale=True,
+                                             precision=precision)
 
 
 def strip_steps(like: torch.Tensor, backward: bool = False) -> bool:
@@ -314,8 +326,11 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
     with _device_guard(s_mat):
         b_mat, c_mat = new(), new()
         grad_inv_sym = new() if grad_inv is not None else None
+        steps = plan.backward_steps
+        chained = bool(steps) and not strip_steps(s_mat, backward=True)
+        counters = tiled.new_counters(s_mat.shape[0], s_mat.device) if chained else None
         tiled.prepare_backward(s_mat, grad_sqrt, grad_inv, norm, b_mat, c_mat, grad_inv_sym,
-                               split=tiled.splits_operands(s_mat.dtype, precision))
+                               split=tiled.splits_operands(s_mat.dtype, precision), counters=counters)
         if grad_inv is not None:
             # rhs = sym(G_S) - Y sym(G_Y) Y (Y = S^-1, <G_Y, dY> = <-Y G_Y Y, dS>), then / scale.
             inv_mat = _split_operand(tiled, saved.inv, precision)
@@ -325,12 +340,11 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
             tiled.product(y_g, inv_mat, rhs, e=c_mat if grad_sqrt is not None else None, alpha=-1.0, beta=1.0,
                           norm=norm, symmetric=True, scale="lyapunov", precision=precision)
             c_mat = rhs
-        steps = plan.backward_steps
         if not steps:
             return 0.5 * c_mat
         table = tiled.coefficient_table(steps, s_mat.dtype, s_mat.device)
         b_sq, b_c, b_next, c_next = new(), new(), new(), new()
-        if strip_steps(s_mat, backward=True):  # one launch a step; b_sq, b_c its scratch
+        if not chained:  # strip steps, one launch a step; b_sq, b_c their scratch
             for step in range(len(steps)):
                 last = step == len(steps) - 1
                 if last:
@@ -341,12 +355,11 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
             gradient = torch.empty_like(s_mat)
             tiled.symmetric_part(c_mat, gradient)
             return gradient
-        for step in range(len(steps)):
+        for step in range(len(steps)):  # B^2 and B C - C B into b_sq, b_c, then C' and B': one launch
             last = step == len(steps) - 1
-            tiled.lyapunov_products(b_mat, c_mat, b_sq, b_c, precision=precision)
             if last:  # the gradient is no product's operand: a plain tensor, no planes
                 c_next = torch.empty_like(s_mat)
-            tiled.lyapunov_update(b_mat, c_mat, b_sq, b_c, table, step, b_out=None if last else b_next, c_out=c_next,
-                                  last=last, precision=precision)
+            tiled.lyapunov_chained_step(b_mat, c_mat, b_sq, b_c, table, step, counters,
+                                        b_out=None if last else b_next, c_out=c_next, last=last, precision=precision)
             b_mat, b_next, c_mat, c_next = b_next, b_mat, c_next, c_mat
         return c_mat
