@@ -7,14 +7,14 @@ The launch sequence is the one of the library's launchers:
   backward steps. Among the tuning candidates the model takes its own fastest (what the tuner
   should find, if the model is right).
 - n > 64 (tiled, `tritonsqrt/paths/tiled_path.py`): forward `prepare_forward`, the first
-  Newton–Schulz step, then per further step one chained step (`kernels/chained.py`: M = Z Y,
-  then the update); backward `prepare_backward`, for the inverse root two products, then per
-  step one chained Lyapunov step (B^2 and B C - C B, then C' and B'); product kernels over
+  Newton–Schulz step, the steps between in one chained launch (`kernels/chained.py`: per step
+  M = Z Y, then the update), the last in another; backward `prepare_backward`, for the inverse
+  root two products, then every Lyapunov step but the last in one chained launch (per step
+  B^2 and B C - C B, then C' and B'), the last in another; product kernels over
   cdiv(n, BLOCK)^2 x B programs, those with a symmetric result over the tiles on and above the
-  diagonal (the rest return at once); a chained launch as its two phases' waves one after the
-  other with one launch latency (`perf_model.chained_launch_us`). Small problems take strip
-  steps instead where `strips.strips_pay` says so. The config is the first of the autotune
-  space (a cold tuning cache), not tuned.
+  diagonal (the rest return at once); a chained launch as each step's two phases' waves one
+  after the other, step after step, with one launch latency (`perf_model.chained_launch_us`).
+  The config is the first of the autotune space (a cold tuning cache), not tuned.
 
 Floor (perf/floor.py) with the GPU's published rates: bytes over memory
 bandwidth or FLOPs over the product rate of the precision, plus one launch latency a kernel.
@@ -33,8 +33,6 @@ from .hardware import Gpu
 FUSED_LIMIT = 64  # tritonsqrt.paths.routing.max_kernel_n()
 ELEMENTWISE_BLOCK = 32  # kernels/tiled.py
 UPPER_TILES = -2  # `_launch_plan`'s programs of a tiled kernel with a symmetric result
-STRIPS = -3  # a strip kernel forming both iterates: a program per column strip and role
-STRIPS_ONE_ROLE = -4  # the same forming one of them
 CHAINED = -5  # a chained step: its phase-1 programs, then its phase-2 ones (`_chained_programs`)
 
 
@@ -57,8 +55,7 @@ def needed_specs(n: int, precision: str) -> list[tuple[str, int, dict]]:
         return [("tritonsqrt.kernels.fused_roots", i, s) for i, s in forward] + \
                [("tritonsqrt.kernels.fused_lyapunov", i, s) for i, s in backward]
     chosen, seen = [], set()
-    prefixes = {prefix for strips in (False, True)
-                for prefix, _, _ in _launch_plan(n, 1, "inv_sqrtm", backward=True, strips=strips)}
+    prefixes = {prefix for prefix, _, _ in _launch_plan(n, 1, "inv_sqrtm", backward=True)}
     for index, spec in enumerate(tiled.compile_specs(n, "float32")):
         # kernel and flags: the first config of each (a split config is a config, not a variant)
         variant = re.sub(r"SPLIT_PROGRAMS=\d+,", "", spec["name"].split("BLOCK=")[0])
@@ -76,13 +73,9 @@ def steps_for(row: dict) -> int:
     return len(plan.backward_steps if row["kernel"].startswith("lyapunov") else plan.forward_steps)
 
 
-def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | None = None,
-                 sms: int | None = None, backward_strips: bool | None = None) -> list[tuple[str, int, int]]:
-    """(kernel name prefix, programs or -1 for "B / MATRICES", steps) of each launch of one call.
-
-    strips: whether the Newton–Schulz steps after the first are strip steps (`kernels/strips.py`);
-    None: as `strips.strips_pay` decides for a GPU of `sms` SMs (None: the interpreter's rule).
-    backward_strips: the same for the Lyapunov steps (None: as `strips`, or the rule if that is None)."""
+def _launch_plan(n: int, batch: int, op: str, backward: bool) -> list[tuple[str, int, int]]:
+    """(kernel name prefix, programs or -1 for "B / MATRICES", steps) of each launch of one call
+    (steps: of a fused kernel, the iteration's; of a chained launch, the steps it runs)."""
     plan = _plan(n)
     forward_steps, backward_steps = len(plan.forward_steps), len(plan.backward_steps)
     if n <= FUSED_LIMIT:
@@ -94,30 +87,18 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool, strips: bool | Non
     # The first step is timed as compiled, with the unscale epilogue (`tiled._COMPILE_VARIANTS`).
     first = "tiled.newton_schulz_step[FIRST=1,UPDATE_Y=1,UPDATE_Z=1,UNSCALE=1"
     launches = [("tiled.prepare_forward_kernel[", bands * batch, 1), (first, UPPER_TILES, 1)]
-    from .strips import strips_pay
-
-    if backward_strips is None:
-        backward_strips = strips_pay(n, batch, sms, backward=True) if strips is None else strips
-    if strips is None:
-        strips = strips_pay(n, batch, sms)
-    if strips and forward_steps > 1:
-        strip = "tiled.newton_schulz_strip["
-        last_roles = STRIPS if op == "sqrtm" and backward else STRIPS_ONE_ROLE  # the backward saves S
-        launches += [(strip, STRIPS, 1)] * (forward_steps - 2) + [(strip, last_roles, 1)]
-        launches.append(("tiled.unscale_roots_kernel[", bands * bands * batch, 1))
-    else:
-        chained = "tiled.newton_schulz_chained[UPDATE_Y=1,UPDATE_Z=1,UNSCALE={}"
-        launches += [(chained.format(0), CHAINED, 1)] * (forward_steps - 2)
-        launches += [(chained.format(1), CHAINED, 1)] * (forward_steps > 1)
+    # the steps between the first and the last in one chained launch, the last in another
+    chained = "tiled.newton_schulz_chained[UPDATE_Y=1,UPDATE_Z=1,UNSCALE={}"
+    launches += [(chained.format(0), CHAINED, forward_steps - 2)] * (forward_steps > 2)
+    launches += [(chained.format(1), CHAINED, 1)] * (forward_steps > 1)
     if backward:
         launches.append(("tiled.prepare_backward_kernel[", bands * bands * batch, 1))
         if op == "inv_sqrtm":
             launches += [("tiled.product[SYMMETRIC=0", 0, 1), ("tiled.product[SYMMETRIC=1", UPPER_TILES, 1)]
-        if backward_strips:
-            launches += [("tiled.lyapunov_strip[", STRIPS_ONE_ROLE, 1)] * backward_steps
-            launches.append(("tiled.symmetric_part_kernel[", bands * bands * batch, 1))
-        else:
-            launches += [("tiled.lyapunov_chained[", CHAINED, 1)] * backward_steps
+        # every step but the last in one chained launch (compiled as UPDATE_B=1, LAST=0), the last
+        # timed as that variant too
+        launches += [("tiled.lyapunov_chained[", CHAINED, backward_steps - 1)] * (backward_steps > 1)
+        launches += [("tiled.lyapunov_chained[", CHAINED, 1)] * (backward_steps > 0)
     return launches
 
 
@@ -132,8 +113,9 @@ def _chained_programs(row: dict, n: int, batch: int) -> tuple[int, int]:
 
 
 def _launch_us(row: dict, gpu: Gpu, programs: int, n: int, batch: int, steps: int) -> float:
-    if programs == CHAINED:
-        return perf_model.chained_launch_us(row, gpu, *_chained_programs(row, n, batch), n)
+    if programs == CHAINED:  # `steps` chained steps in one launch: one launch latency
+        one = perf_model.chained_launch_us(row, gpu, *_chained_programs(row, n, batch), n)
+        return steps * (one - gpu.launch_us) + gpu.launch_us
     return perf_model.launch_us(row, gpu, _programs(row, programs, n, batch), n, steps)
 
 
@@ -143,8 +125,6 @@ def _programs(row: dict, programs: int, n: int, batch: int) -> int:
     split = row["constexprs"].get("SPLIT_PROGRAMS", 1)  # tiled: programs a tile (`step_tiles`, split roles)
     if programs == 0:  # a product kernel: one program per output tile
         return math.ceil(n / row["constexprs"]["BLOCK"]) ** 2 * batch * split
-    if programs in (STRIPS, STRIPS_ONE_ROLE):  # a program per column strip and role
-        return math.ceil(n / row["constexprs"]["BLOCK"]) * batch * (2 if programs == STRIPS else 1)
     if programs == CHAINED:
         return sum(_chained_programs(row, n, batch))
     if programs == UPPER_TILES:  # a symmetric result: the tiles on and above the diagonal
@@ -153,15 +133,12 @@ def _programs(row: dict, programs: int, n: int, batch: int) -> int:
     return programs
 
 
-def case_time(rows: list[dict], gpu: Gpu, n: int, batch: int, op: str, backward: bool, precision: str,
-              strips: bool | None = None, backward_strips: bool | None = None) -> dict:
-    """Modeled microseconds of one call, with the kernel, programs and time of each launch
-    (strips: as for `_launch_plan`)."""
+def case_time(rows: list[dict], gpu: Gpu, n: int, batch: int, op: str, backward: bool, precision: str) -> dict:
+    """Modeled microseconds of one call, with the kernel, programs and time of each launch."""
     mine = [row for row in rows if row["arch"] == gpu.arch and row["n"] == n and row.get("sass") and not row["error"]
             and row["constexprs"].get("PRECISION", precision) == precision]
     total, launches = 0.0, []
-    for prefix, programs, steps in _launch_plan(n, batch, op, backward, strips=strips, sms=gpu.sms,
-                                                backward_strips=backward_strips):
+    for prefix, programs, steps in _launch_plan(n, batch, op, backward):
         candidates = [row for row in mine if row["kernel"].startswith(prefix)
                       and (n <= FUSED_LIMIT) == (not perf_model.is_tiled(row))]
         if not candidates:

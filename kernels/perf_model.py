@@ -72,11 +72,6 @@ def is_tiled(row: dict) -> bool:
     return row["kernel"].startswith("tiled.")
 
 
-def is_strip(row: dict) -> bool:
-    """A strip kernel (`kernels/strips.py`): a program owns a column strip, not a tile."""
-    return row["kernel"].startswith(("tiled.newton_schulz_strip", "tiled.lyapunov_strip"))
-
-
 def _products_per_step(row: dict) -> int:
     return next((count for prefix, count in FUSED_PRODUCTS_PER_STEP.items() if row["kernel"].startswith(prefix)), 1)
 
@@ -107,14 +102,14 @@ def expected_loop_shares(row: dict, n: int, phase: int | None = None) -> list[fl
     - The Lyapunov update split: the B' programs run one of its two loops.
     - A `SPLIT_PROGRAMS = 2` Newton–Schulz or Lyapunov update off its split path (the first
       step, or one result): program 1 of every tile returns at once.
-    - A chained kernel (`is_chained`): its phase-1 loops (M = Z Y; the Lyapunov products) come
-      first in the source, then the phase-2 programs' wait (a spin loop, `chained.py`), then
-      their loops (the update); the programs of one phase run none of the other's, so `phase`
-      (1 or 2) gives the other phase's loops a share of 0. The wait gets 0 in both: its trips
-      are the time the producers take, which the phases' waves already count.
+    - A chained kernel (`is_chained`): in the source, the phase-1 programs' wait (a spin loop,
+      `chained.py`: the step before), their loops (M = Z Y; the Lyapunov products), the phase-2
+      programs' wait, their loops (the update); the programs of one phase run none of the
+      other's, so `phase` (1 or 2) gives the other phase's loops a share of 0. The waits get 0
+      in both: their trips are the time the producers take, which the phases' waves count.
     """
     constexprs, name = row["constexprs"], row["kernel"]
-    if not is_tiled(row) or is_strip(row) or "BLOCK" not in constexprs:
+    if not is_tiled(row) or "BLOCK" not in constexprs:
         return None
     tiles = math.ceil(n / constexprs["BLOCK"])
     off_diagonal = (tiles - 1) / (tiles + 1)
@@ -125,7 +120,8 @@ def expected_loop_shares(row: dict, n: int, phase: int | None = None) -> list[fl
         if phase not in (1, 2):
             raise ValueError(f"phase: a chained kernel's shares are per phase, 1 or 2, got {phase!r}")
         first, second = _chained_shares(constexprs, split, off_diagonal, name)
-        return first + [0.0] * (1 + len(second)) if phase == 1 else [0.0] * (len(first) + 1) + second
+        # a wait loop before each phase's loops, charged nothing
+        return [0.0] + first + [0.0] * (1 + len(second)) if phase == 1 else [0.0] * (len(first) + 2) + second
     return None
 
 
@@ -156,8 +152,7 @@ def program_mix(row: dict, n: int, steps: int, phase: int | None = None) -> tupl
     Fused: the hot loop is the step loop (run `steps` times); every other loop is a K-chunk
     loop run BLOCK / CHUNK times. Tiled: every loop is a product's K loop, run
     ceil(n / BLOCK_K) times by its share of the programs (`loop_shares`); the hot loop is the
-    largest. Strip kernels: every top-level loop
-    walks the strip's row passes (ceil(n / ROWS) times) around one product's K loop.
+    largest.
     """
     summary, constexprs = row["sass"], row["constexprs"]
     loops = summary["loops"]
@@ -165,12 +160,6 @@ def program_mix(row: dict, n: int, steps: int, phase: int | None = None) -> tupl
     if not loops:
         return total, collections.Counter()
     hot = max(loops, key=_size)
-    if is_strip(row):  # `strips.py`: loops over the strip's row tiles, each around one product's K loop
-        k_trips, row_trips = math.ceil(n / constexprs["BLOCK_K"]), math.ceil(n / constexprs["ROWS"])
-        for loop in loops:
-            for key, count in _weighted(loop, k_trips).items():
-                total[key] += count * row_trips
-        return total, collections.Counter({k: v * row_trips for k, v in _weighted(hot, k_trips).items()})
     if is_tiled(row):
         trips = math.ceil(n / constexprs.get("BLOCK_K", constexprs.get("BLOCK", n)))  # element-wise: BLOCK
         shares = loop_shares(row, n, len(loops), phase)
@@ -196,10 +185,10 @@ def program_mix(row: dict, n: int, steps: int, phase: int | None = None) -> tupl
 
 def _phase_outside(row: dict, gaps: list[dict], phase: int) -> collections.Counter:
     """The instructions outside loops that a chained kernel's phase runs, by where they lie:
-    phase 1 everything up to its wait loop (the first phase's epilogue ends there), phase 2 the
-    prologue before the first loop (the ticket, shared) and everything after the wait."""
+    phase 1 everything up to the phase-2 wait loop (the first phase's epilogue ends there),
+    phase 2 the prologue before the first loop (the ticket, shared) and everything after its wait."""
     split = row["constexprs"].get("SPLIT_PROGRAMS", 1) == 2
-    wait = len(_chained_shares(row["constexprs"], split, 0.0, row["kernel"])[0])  # phase 1's loops come first
+    wait = 1 + len(_chained_shares(row["constexprs"], split, 0.0, row["kernel"])[0])  # the phase-2 wait loop
     chosen = gaps[:wait + 1] if phase == 1 else [gaps[0]] + gaps[wait + 1:]
     total = collections.Counter()
     for gap in chosen:

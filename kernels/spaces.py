@@ -23,20 +23,15 @@ import triton
 _ONE_PRODUCT = ((64, 32, 8, 8, 3), (64, 16, 8, 8, 4), (32, 32, 1, 4, 2), (32, 16, 1, 4, 3))
 # 32-wide at 3 stages: 4-8 bytes of spill in the chained step (`chained.py`), ieee sm_80.
 _PRODUCTS = ((64, 16, 8, 8, 4), (32, 16, 1, 4, 2))
-# The strip step (`strips.py`): the third entry is ROWS, the rows of a strip a pass forms (no GROUP).
-# 4 warps on 64 rows: one warpgroup, wgmma 64 x 16 / 64 x 32 on sm_90 (128 rows at 8 warps and
-# 32-wide strips model 5-10% slower at n = 128; docs/large-and-tuning.md, "Strip steps").
-_STRIPS = ((16, 16, 64, 4, 3), (32, 16, 64, 4, 3))
 GPU_SPACE = {
     "float32": {
         "power_step": _ONE_PRODUCT,
         "product": _ONE_PRODUCT,
         "newton_schulz_chained": _PRODUCTS,
         "newton_schulz_step_ends": _PRODUCTS,
-        # Its products and update in one kernel: 64-wide unsplit spills 20-48 bytes (ieee, sm_80).
-        "lyapunov_chained": ((64, 16, 8, 8, 4, 2), (32, 16, 1, 4, 2)),
-        "newton_schulz_strip": ((16, 16, 64, 8, 3), (16, 16, 32, 4, 3)),
-        "lyapunov_strip": ((32, 16, 64, 8, 3), (16, 8, 64, 8, 3)),
+        # Its products and update over several steps in one kernel: every 64-wide entry tried spills
+        # on sm_80 with ieee somewhere (4-108 bytes: n = 130 or n aligned; split or not, 4 or 8 warps).
+        "lyapunov_chained": ((32, 16, 1, 4, 2),),
     },
     "float64": {
         "power_step": ((32, 16, 1, 4, 2), (32, 32, 1, 4, 2)),
@@ -45,8 +40,6 @@ GPU_SPACE = {
         "newton_schulz_step_ends": ((32, 16, 1, 4, 3), (64, 16, 8, 8, 2)),
         # 64-wide spills 16 bytes on sm_90, split or not.
         "lyapunov_chained": ((32, 16, 1, 4, 3), (32, 16, 1, 4, 2)),
-        "newton_schulz_strip": ((16, 16, 32, 4, 3), (32, 16, 32, 4, 3)),
-        "lyapunov_strip": ((16, 16, 32, 4, 3), (32, 16, 32, 4, 3)),
     },
 }
 # tf32x3 (float32) reads its operands as TF32 high and low planes, split once when stored
@@ -75,17 +68,12 @@ TF32X3_SPACE = {
     # modeled H100 of the update alone when it had its own launch: B = 1, n = 1024 43.3 -> 33.2 us
     # a step split; B = 32, n = 256 19.0 -> 17.5; B = 16, n = 1024 346 -> 335.
     "lyapunov_chained": ((64, 16, 8, 4, 2, 2), (64, 16, 8, 8, 3, 2), (32, 16, 1, 4, 2)),
-    "newton_schulz_strip": _STRIPS,
-    "lyapunov_strip": ((16, 16, 64, 4, 3), (16, 8, 64, 4, 3)),
 }
 # The interpreter runs programs one after another at a fixed cost per operation: 64-wide
 # tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
 # still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
 # (tests/test_tiled.py also runs 32-wide tiles).
 INTERPRETER_SPACE = ((64, 64, 2, 1, 1, 2), (64, 32, 1, 1, 1))
-# The strip steps there: 32-wide strips of 64-row passes (a ragged last strip at 65, 96, 130).
-INTERPRETER_STRIPS = ((32, 64, 64, 1, 1),)
-STRIP_SPACES = ("newton_schulz_strip", "lyapunov_strip")
 # The spaces whose kernels may split their two results over two programs (`step_tiles`, split roles);
 # for the others a sixth entry is ignored.
 SPLIT_SPACES = ("newton_schulz_chained", "lyapunov_chained")
@@ -98,8 +86,6 @@ PRODUCT_LOOPS = {
     "newton_schulz_step_ends": 4,
     "product": 1,
     "lyapunov_chained": 3,  # B^2, and B C with its mirror; the update B D, C B^2, B B^2
-    "newton_schulz_strip": 2,
-    "lyapunov_strip": 6,
 }
 # Shared memory a block may use on A100 (sm_80); H100 (sm_90) allows 232448. Static lists
 # (compile_specs) are pruned for the smaller one, launches for the device's own.
@@ -111,7 +97,7 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
                       shared_memory: int = SM80_SHARED_MEMORY) -> list[dict]:
     """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
     if interpreter:
-        space = INTERPRETER_STRIPS if kernel_name in STRIP_SPACES else INTERPRETER_SPACE
+        space = INTERPRETER_SPACE
     elif precision == "tf32x3" and dtype_name == "float32":
         space = TF32X3_SPACE[kernel_name]
     else:

@@ -5,10 +5,11 @@ method becomes a batched, tiled matrix product (grid: output tiles x batch) whos
 does the step's element-wise work: `alpha * X @ Y + beta * W + gamma * I`, the Frobenius
 normalisation, the polynomial sums and the final unscale and cast. Products that depend
 only on earlier launches share one launch (Y M and Z M; B^2 and the commutator B C - C B; the
-two products of the Lyapunov C' and B B^2), and a step's intermediate and its update share one
-chained launch (`chained.py`: M = Z Y, then Y M and M Z; B^2 and B C - C B, then C' and B');
-each intermediate is written once, to a buffer no launch both reads and writes, so a launch
-can be re-run (that is how candidates are timed).
+two products of the Lyapunov C' and B B^2), and consecutive steps, each an intermediate and its
+update, share one chained launch (`chained.py`: M = Z Y, then Y M and M Z; B^2 and B C - C B,
+then C' and B'); no launch writes what it reads as input (a chained launch rewrites its
+scratch and iterates step by step, `chained.py`, never its inputs), so a launch can be re-run
+(that is how candidates are timed).
 
 Symmetry: every launch with a symmetric result computes only the tiles on and above the
 diagonal and stores each twice, the second time transposed, so the stored matrix is exactly
@@ -50,7 +51,6 @@ from .tile_blocks import (load_block, norm_scalars, operand_plane, product_tile,
 from .chained import _lyapunov_chained_kernel, _newton_schulz_chained_kernel, chained_programs, zero_counters
 from .chained import counter_count  # noqa: F401 (tiled_path sizes the counters with it)
 from .step_tiles import newton_schulz_tile
-from .strips import STRIPS_MAX_N, _lyapunov_strip_kernel, _newton_schulz_strip_kernel, _symmetric_part_kernel
 from .spaces import SM80_SHARED_MEMORY, SM90_SHARED_MEMORY, candidate_configs, shared_memory_per_block
 
 from tritonsqrt.constants import PRECISIONS, dtype_name as _dtype_name
@@ -296,10 +296,9 @@ def _unscale_roots_kernel(
     inv_hat_ptr, ih_batch_stride, ih_row_stride, ih_col_stride, norm_ptr,
     sqrt_out_ptr, sqrt_saved_ptr, inv_out_ptr, inv_saved_ptr, n,
     STORE_SQRT: tl.constexpr, SAVE_SQRT: tl.constexpr, STORE_INV: tl.constexpr, SAVE_INV: tl.constexpr,
-    BLOCK: tl.constexpr, SYMMETRIZE: tl.constexpr = False,
+    BLOCK: tl.constexpr,
 ):
-    """The roots of A from those of A_hat (`reference.unscale`), element-wise, for Padé's solves
-    and, with SYMMETRIZE, the roots' symmetric part first (the strip steps' results, `strips.py`).
+    """The roots of A from those of A_hat (`reference.unscale`), element-wise, for Padé's solves.
 
     sqrt_hat_ptr, inv_hat_ptr: the roots of A_hat, of shape [batch, n, n], compute dtype, any
         strides (torch's solve returns column-major matrices).
@@ -308,7 +307,6 @@ def _unscale_roots_kernel(
     sqrt_out_ptr, inv_out_ptr: the roots in the output dtype, [batch, n, n], contiguous.
     sqrt_saved_ptr, inv_saved_ptr: the roots in the compute dtype, for the backward.
     n: matrix size. STORE_* / SAVE_*: which of the four outputs to write. BLOCK: tile side.
-    SYMMETRIZE: store (X + X^T) / 2 of each root (`reference.symmetrize`).
     """
     matrix, tile_row, tile_col = tile_position(n, BLOCK, 1)
     base = matrix * n * n
@@ -319,16 +317,10 @@ def _unscale_roots_kernel(
     _, root_norm, inverse_root = norm_scalars(norm)
     if STORE_SQRT or SAVE_SQRT:
         root_hat = _load_strided(sqrt_hat_ptr, sh_batch_stride, sh_row_stride, sh_col_stride, matrix, rows, cols, n)
-        if SYMMETRIZE:  # the mirror tile, transposed: the strides swapped
-            root_hat = 0.5 * (root_hat + _load_strided(sqrt_hat_ptr, sh_batch_stride, sh_col_stride, sh_row_stride,
-                                                       matrix, rows, cols, n))
         store_root(root_hat, norm, root_norm, inverse_root, diagonal, sqrt_out_ptr + base, sqrt_saved_ptr + base,
                     rows, cols, n, False, STORE_SQRT, SAVE_SQRT, False)
     if STORE_INV or SAVE_INV:
         root_hat = _load_strided(inv_hat_ptr, ih_batch_stride, ih_row_stride, ih_col_stride, matrix, rows, cols, n)
-        if SYMMETRIZE:
-            root_hat = 0.5 * (root_hat + _load_strided(inv_hat_ptr, ih_batch_stride, ih_col_stride, ih_row_stride,
-                                                       matrix, rows, cols, n))
         store_root(root_hat, norm, root_norm, inverse_root, diagonal, inv_out_ptr + base, inv_saved_ptr + base,
                     rows, cols, n, True, STORE_INV, SAVE_INV, False)
 
@@ -400,16 +392,12 @@ ELEMENTWISE_WARPS = 4
 # Kernels with two results that may form them in two programs (SPLIT_PROGRAMS, `step_tiles`, split roles;
 # `spaces.SPLIT_SPACES` names their autotune spaces).
 SPLIT_KERNELS = ("newton_schulz_step", "newton_schulz_chained", "lyapunov_chained")
-# Kernels whose programs own column strips (`strips.py`): grid strips x batch by roles, no GROUP.
-STRIP_KERNELS = ("newton_schulz_strip", "lyapunov_strip")
 # Kernels that run a step's two phases in one launch (`chained.py`): one grid axis, ticket-ordered.
 CHAINED_KERNELS = ("newton_schulz_chained", "lyapunov_chained")
 
 _KERNELS = {
     "power_step": _power_step_kernel,
     "newton_schulz_step": _newton_schulz_step_kernel,
-    "newton_schulz_strip": _newton_schulz_strip_kernel,
-    "lyapunov_strip": _lyapunov_strip_kernel,
     "product": _product_kernel,
     "newton_schulz_chained": _newton_schulz_chained_kernel,
     "lyapunov_chained": _lyapunov_chained_kernel,
@@ -417,13 +405,13 @@ _KERNELS = {
 
 
 def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision: str, args: tuple, flags: dict,
-                  space: str | None = None, roles: int = 1):
+                  space: str | None = None, steps: int = 1):
     """Select the config of one launch through `tuning.select_config` and launch it.
 
     like: a (batch, n, n) tensor of the compute dtype on the launch device (sizes the grid).
     variant: the flags that change the kernel's work (part of the tuning key).
     space: the autotune space's name (`spaces.candidate_configs`), the kernel's by default.
-    roles: a strip kernel's second grid axis (`strips.py`: the results it forms).
+    steps: a chained kernel's steps in the launch (`chained.py`).
     """
     kernel = _KERNELS[kernel_name]
     batch, n = like.shape[0], like.shape[-1]
@@ -437,11 +425,8 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     key = tuning_key(tuning.size_bucket(n), dtype_name, precision, variant, tuning.batch_bucket(batch))
 
     def run(config):
-        if kernel_name in STRIP_KERNELS:  # a program a column strip and role
-            grid = (triton.cdiv(n, config["BLOCK"]) * batch, roles)
-            placement = {"ROWS": config["GROUP"]}  # a strip space's third entry (`spaces._STRIPS`)
-        elif kernel_name in CHAINED_KERNELS:  # both phases' programs on one axis
-            grid = (chained_programs(kernel_name, n, batch, config["BLOCK"], config["SPLIT_PROGRAMS"]),)
+        if kernel_name in CHAINED_KERNELS:  # both phases' programs on one axis
+            grid = (chained_programs(kernel_name, n, batch, config["BLOCK"], config["SPLIT_PROGRAMS"], steps),)
             placement = {"GROUP": config["GROUP"], "SPLIT_PROGRAMS": config["SPLIT_PROGRAMS"]}
         else:
             grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch, config["SPLIT_PROGRAMS"])
@@ -549,31 +534,28 @@ def newton_schulz_first_step(w, table, norm, partials, *, y_out=None, y_saved=No
     _launch_tuned("newton_schulz_step", variant, w, precision, args, flags, space="newton_schulz_step_ends")
 
 
-def newton_schulz_chained_step(y, z, m, table, step: int, norm, counters, *, y_out=None, y_saved=None, z_out=None,
-                               z_saved=None, update_y: bool, update_z: bool, unscale: bool, precision: str) -> None:
-    """A coupled Newton–Schulz update after the first with its product M = Z Y, in one launch
-    (`chained._newton_schulz_chained_kernel`); m: M's scratch (a split buffer with tf32x3);
+def newton_schulz_chained_steps(y, z, m, table, first_step: int, steps: int, norm, counters, *, y_out=None,
+                                y_saved=None, z_out=None, z_saved=None, y_spare=None, z_spare=None, update_y: bool,
+                                update_z: bool, unscale: bool, precision: str) -> None:
+    """Coupled Newton–Schulz updates first_step .. first_step + steps - 1 (after the first), each
+    with its product M = Z Y, in one launch (`chained._newton_schulz_chained_kernel`): from y, z
+    (not written) into y_out, z_out, alternating with y_spare, z_spare (steps > 1); with unscale
+    (steps = 1) the roots into the wanted outputs. m: M's scratch (a split buffer with tf32x3);
     counters: the chain's (`new_counters`)."""
-    args = (y, z, m, *_root_outputs(y, y_out, y_saved, z_out, z_saved), table, step, norm, counters, y.shape[-1])
+    if steps < 1 or (unscale and steps != 1) or (steps > 1 and (y_spare is None or z_spare is None)):
+        raise ValueError(f"newton_schulz_chained_steps: steps={steps}: at least 1, exactly 1 with unscale, "
+                         "and spare buffers for more than 1")
+    outputs = _root_outputs(y, y_out, y_saved, z_out, z_saved)
+    args = (y, z, m, *outputs, _or(y_spare, outputs[0]), _or(z_spare, outputs[2]), table, first_step, steps, norm,
+            counters, y.shape[-1])
     flags = _root_flags(update_y, update_z, unscale, y_out, y_saved, z_out, z_saved)
     variant = "next" + ("-y" if update_y else "") + ("-z" if update_z else "") + ("-unscale" if unscale else "")
     # The last step, where it forms both roots at an n that is a multiple of 16, splits them over
     # two programs in the later steps' space (whose unsplit entries are the ends space's); otherwise
     # it takes the ends space (the split unscale epilogue spills 84-156 bytes at other n).
     split_last = unscale and update_y and update_z and y.shape[-1] % 16 == 0
-    _launch_tuned("newton_schulz_chained", variant, y, precision, args, flags,
+    _launch_tuned("newton_schulz_chained", variant, y, precision, args, flags, steps=steps,
                   space="newton_schulz_step_ends" if unscale and not split_last else None)
-
-
-def newton_schulz_strip_step(y, z, p, q, table, step: int, *, y_out=None, z_out=None, precision: str) -> None:
-    """One coupled Newton–Schulz step after the first in one launch (`strips.py`): Y' into y_out,
-    Z' into z_out (None: not formed); p, q: scratch of Y's shape (split buffers with tf32x3)."""
-    if y_out is None and z_out is None:
-        raise ValueError("newton_schulz_strip_step: y_out and z_out are both None; nothing to form")
-    args = (y, z, p, q, _or(y_out, z_out), _or(z_out, y_out), table, step, 0 if y_out is not None else 1,
-            y.shape[-1])
-    roles = (y_out is not None) + (z_out is not None)
-    _launch_tuned("newton_schulz_strip", "", y, precision, args, {}, roles=roles)
 
 
 def product(x, y, out, *, e=None, alpha: float = 1.0, beta: float = 0.0, norm=None, symmetric: bool,
@@ -586,9 +568,8 @@ def product(x, y, out, *, e=None, alpha: float = 1.0, beta: float = 0.0, norm=No
 
 
 def unscale_roots(norm, *, sqrt_hat=None, inv_hat=None, sqrt_out=None, sqrt_saved=None, inv_out=None,
-                  inv_saved=None, symmetrize: bool = False) -> None:
-    """The roots of A from those of A_hat, into the wanted outputs (with symmetrize, their
-    symmetric parts). One element-wise launch."""
+                  inv_saved=None) -> None:
+    """The roots of A from those of A_hat, into the wanted outputs. One element-wise launch."""
     like = sqrt_hat if sqrt_hat is not None else inv_hat
     batch, n = like.shape[0], like.shape[-1]
     sqrt_hat, inv_hat = _or(sqrt_hat, like), _or(inv_hat, like)
@@ -596,7 +577,7 @@ def unscale_roots(norm, *, sqrt_hat=None, inv_hat=None, sqrt_out=None, sqrt_save
         sqrt_hat, *sqrt_hat.stride(), inv_hat, *inv_hat.stride(), norm, _or(sqrt_out, like), _or(sqrt_saved, like),
         _or(inv_out, like), _or(inv_saved, like), n,
         STORE_SQRT=sqrt_out is not None, SAVE_SQRT=sqrt_saved is not None,
-        STORE_INV=inv_out is not None, SAVE_INV=inv_saved is not None, SYMMETRIZE=symmetrize,
+        STORE_INV=inv_out is not None, SAVE_INV=inv_saved is not None,
         BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
@@ -614,30 +595,21 @@ def prepare_backward(s, grad_sqrt, grad_inv, norm, b_out, c_out, grad_inv_out=No
         BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS, **TILED_LAUNCH_OPTIONS)
 
 
-def lyapunov_chained_step(b, c, b_sq, commutator, table, step: int, counters, *, b_out=None, c_out, last: bool,
-                          precision: str) -> None:
-    """One sign-iteration step in one launch (`chained._lyapunov_chained_kernel`): b_sq <- B^2 and
-    commutator <- B C - C B (scratch, split buffers with tf32x3), then C' (with last, X = C' / 2)
-    and B' when b_out is given. counters: the chain's (`new_counters`)."""
-    args = (b, c, b_sq, commutator, _or(b_out, b), c_out, table, step, counters, b.shape[-1])
-    flags = dict(UPDATE_B=b_out is not None, LAST=last)
-    _launch_tuned("lyapunov_chained", "with-b" if b_out is not None else "c-only", b, precision, args, flags)
-
-
-def lyapunov_strip_step(b, c, q, d, table, step: int, *, b_out=None, c_out, last: bool, precision: str) -> None:
-    """One Lyapunov sign step in one launch (`strips._lyapunov_strip_kernel`): C' (with last,
-    X = C' / 2, not yet symmetric: `symmetric_part`) and B' when b_out is given; q, d: scratch
-    of B's shape (split buffers with tf32x3)."""
-    args = (b, c, q, d, _or(b_out, b), c_out, table, step, b.shape[-1])
-    flags = dict(UPDATE_B=b_out is not None, LAST=last)
-    _launch_tuned("lyapunov_strip", "with-b" if b_out is not None else "c-only", b, precision, args, flags)
-
-
-def symmetric_part(x, out) -> None:
-    """out <- (X + X^T) / 2, one element-wise launch (x and out: contiguous, distinct)."""
-    batch, n = x.shape[0], x.shape[-1]
-    _symmetric_part_kernel[_elementwise_grid(n, batch)](x, out, n, BLOCK=ELEMENTWISE_BLOCK, num_warps=ELEMENTWISE_WARPS,
-                                                        **TILED_LAUNCH_OPTIONS)
+def lyapunov_chained_steps(b, c, b_sq, commutator, table, first_step: int, steps: int, counters, *, b_out=None,
+                           c_out, b_spare=None, c_spare=None, last: bool, precision: str) -> None:
+    """Sign-iteration steps first_step .. first_step + steps - 1 in one launch
+    (`chained._lyapunov_chained_kernel`): each b_sq <- B^2 and commutator <- B C - C B (scratch,
+    split buffers with tf32x3), then C' and B'; from b, c (not written) into b_out, c_out,
+    alternating with b_spare, c_spare (steps > 1). last (steps = 1): C' only, X = C' / 2 into
+    c_out. counters: the chain's (`new_counters`)."""
+    if steps < 1 or (last and steps != 1) or (steps > 1 and (b_spare is None or c_spare is None)) or \
+            (not last and b_out is None):
+        raise ValueError(f"lyapunov_chained_steps: steps={steps}: at least 1, exactly 1 with last, spare "
+                         "buffers for more than 1, and b_out unless last")
+    args = (b, c, b_sq, commutator, _or(b_out, b), c_out, _or(b_spare, _or(b_out, b)), _or(c_spare, c_out), table,
+            first_step, steps, counters, b.shape[-1])
+    flags = dict(UPDATE_B=not last, LAST=last)
+    _launch_tuned("lyapunov_chained", "c-only" if last else "with-b", b, precision, args, flags, steps=steps)
 
 
 # ---------------------------------------------------------------------------------------
@@ -665,8 +637,6 @@ _COMPILE_VARIANTS = {
     ("product", "product"): (dict(SYMMETRIC=True, HAS_E=True, SCALE="lyapunov", SPLIT_OUT=True),
                              dict(SYMMETRIC=False, HAS_E=False, SCALE="none", SPLIT_OUT=True)),
     ("lyapunov_chained", "lyapunov_chained"): (dict(UPDATE_B=True, LAST=False),),
-    ("newton_schulz_strip", "newton_schulz_strip"): (dict(),),
-    ("lyapunov_strip", "lyapunov_strip"): (dict(UPDATE_B=True, LAST=False),),
 }
 # Pointers in the input/output dtype (bfloat16, to compile the conversions); the rest are compute dtype.
 _IO_POINTERS = {
@@ -706,8 +676,6 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     io = "bf16" if dtype_name == "float32" else "fp64"
     specs = []
     for (kernel_name, space), variants in _COMPILE_VARIANTS.items():
-        if kernel_name in STRIP_KERNELS and n > STRIPS_MAX_N:  # never launched there (`strips.strips_pay`)
-            continue
         fn = _KERNELS[kernel_name]
         for flags in variants:
             if space == "newton_schulz_chained" and flags["UNSCALE"] and n % 16:  # never launched there
@@ -721,8 +689,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                     if space == "newton_schulz_chained" and flags.get("UNSCALE") and config["SPLIT_PROGRAMS"] == 1:
                         continue  # an unsplit last step is the ends space's kernel (the same entries)
                     constexprs = dict(flags, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"], PRECISION=precision)
-                    # GROUP (tile rows a group) or, for a strip kernel, ROWS (`spaces._STRIPS`)
-                    constexprs["GROUP" if "GROUP" in fn.arg_names else "ROWS"] = config["GROUP"]
+                    constexprs["GROUP"] = config["GROUP"]
                     if "PARTIALS" in fn.arg_names:
                         constexprs["PARTIALS"] = triton.next_power_of_2(partial_count(n)) if flags.get("FIRST") else 1
                     split = ""
@@ -732,7 +699,7 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
                     label = ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in flags.items())
                     specs.append({
                         "name": f"tiled.{kernel_name}[{label}{',' if label else ''}{split}BLOCK={config['BLOCK']},"
-                                f"BLOCK_K={config['BLOCK_K']},{'GROUP' if 'GROUP' in fn.arg_names else 'ROWS'}={config['GROUP']},warps={config['num_warps']},"
+                                f"BLOCK_K={config['BLOCK_K']},GROUP={config['GROUP']},warps={config['num_warps']},"
                                 f"stages={config['num_stages']},{precision}]",
                         "fn": fn, "signature": _signature(fn, compute, flags_io, constexprs), "constexprs": constexprs,
                         "num_warps": config["num_warps"], "num_stages": config["num_stages"],
@@ -743,9 +710,8 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
     elementwise = (
         (_prepare_forward_kernel, dict(BLOCK=ELEMENTWISE_BLOCK, SPLIT=split)),
         (_unscale_roots_kernel, dict(STORE_SQRT=True, SAVE_SQRT=True, STORE_INV=True, SAVE_INV=True,
-                                     BLOCK=ELEMENTWISE_BLOCK, SYMMETRIZE=True)),
+                                     BLOCK=ELEMENTWISE_BLOCK)),
         (_prepare_backward_kernel, dict(HAS_GRAD_SQRT=True, HAS_GRAD_INV=True, BLOCK=ELEMENTWISE_BLOCK, SPLIT=split)),
-        (_symmetric_part_kernel, dict(BLOCK=ELEMENTWISE_BLOCK)),
     )
     for fn, constexprs in elementwise:
         specs.append({"name": f"tiled.{fn.fn.__name__.strip('_')}[BLOCK={ELEMENTWISE_BLOCK}]", "fn": fn,

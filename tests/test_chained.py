@@ -50,8 +50,9 @@ def test_each_matrix_of_a_batch_gets_what_it_gets_alone_and_the_counters_end_zer
     with count_launches() as counted:
         inv, grad_a = run(a, grad)
     names = counted.names
-    assert names.count("_newton_schulz_chained_kernel") == len(plan.forward_steps) - 1
-    assert names.count("_lyapunov_chained_kernel") == len(plan.backward_steps)
+    # the steps between the first and the last in one launch, the last in another; likewise back
+    assert len(plan.forward_steps) > 2 and len(plan.backward_steps) > 1
+    assert names.count("_newton_schulz_chained_kernel") == 2 and names.count("_lyapunov_chained_kernel") == 2
     assert len(counters) == 2 and all(c.numel() == chained.counter_count(3) and not c.any() for c in counters)
     assert inv[1].isnan().all() and grad_a[1].isnan().all()
     for i in (0, 2):
@@ -59,12 +60,46 @@ def test_each_matrix_of_a_batch_gets_what_it_gets_alone_and_the_counters_end_zer
         assert torch.equal(inv[i], alone_inv[0]) and torch.equal(grad_a[i], alone_grad[0])
 
 
+def test_the_modeled_launch_plan_is_the_launch_sequence():
+    """`case_model._launch_plan` (what the performance model times) against the launches of a
+    scaled_ns inverse root with its backward, kernel for kernel, n = 80."""
+    from tritonsqrt.kernels import case_model
+
+    n = 80
+    a = spd_with_condition(1, n, 10.0, seed=14)
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n)
+    with count_launches() as counted:
+        _, _, saved = tiled_path.roots_forward(a, plan, False, True, True)
+        tiled_path.roots_backward(plan, saved, None, random_symmetric(1, n, seed=15))
+    base = lambda name: name.strip("_").removeprefix("tiled.").split("[")[0].removesuffix("_kernel")  # noqa: E731
+    plan_of_launches = case_model._launch_plan(n, 1, "inv_sqrtm", backward=True)
+    assert [base(prefix) for prefix, _, _ in plan_of_launches] == [base(name) for name in counted.names]
+    assert len(counted.names) == 9  # prepare, first, between, last; prepare, 2 products, all but last, last
+
+
 def test_programs_per_launch():
     # n = 130 in 64-wide tiles: 3 x 3 tiles; M on all 9, the update 9 x 2 split programs
     assert chained.chained_programs("newton_schulz_chained", 130, 4, 64, 2) == 9 * 3 * 4
+    assert chained.chained_programs("newton_schulz_chained", 130, 4, 64, 2, steps=5) == 9 * 3 * 4 * 5
     assert chained.chained_programs("lyapunov_chained", 130, 4, 64, 2) == 9 * 4 * 4
     assert chained.chained_programs("lyapunov_chained", 130, 4, 64, 1) == 9 * 2 * 4
     assert chained.counter_count(4) == 9
+
+
+def test_a_launch_of_several_steps_checks_its_arguments():
+    y = torch.zeros(1, 65, 65)
+    table = tiled.coefficient_table(((1.5, -0.5),) * 3, torch.float32, y.device)
+    counters = torch.zeros(3, dtype=torch.int32)
+    with pytest.raises(ValueError, match="steps=2"):  # no spare buffers to alternate with
+        tiled.newton_schulz_chained_steps(y, y, y, table, 1, 2, y[:, :1, :1], counters, y_out=y, z_out=y,
+                                          update_y=True, update_z=True, unscale=False, precision="ieee")
+    with pytest.raises(ValueError, match="steps=2"):  # the unscale epilogue ends one step only
+        tiled.newton_schulz_chained_steps(y, y, y, table, 1, 2, y[:, :1, :1], counters, y_out=y, z_out=y,
+                                          y_spare=y, z_spare=y, update_y=True, update_z=True, unscale=True,
+                                          precision="ieee")
+    with pytest.raises(ValueError, match="steps=2"):
+        tiled.lyapunov_chained_steps(y, y, y, y, table, 0, 2, counters, b_out=y, c_out=y, b_spare=y, c_spare=y,
+                                     last=True, precision="ieee")
 
 
 def _ptx(kernel_name: str) -> str:
@@ -99,7 +134,8 @@ def ptx():
 def test_the_waits_compile_to_release_and_acquire(ptx, kernel_name):
     """Each counter atomic runs in one thread (predicated), the producer's count is a release
     after a block barrier, the consumer's spin an acquire followed by a block barrier."""
-    lines = [line.strip() for line in ptx[kernel_name].splitlines() if line.strip()]
+    lines = [line.strip() for line in ptx[kernel_name].splitlines()
+             if line.strip() and not line.strip().startswith((".loc", "//", "$L__"))]  # instructions only
     counters = [i for i, line in enumerate(lines) if re.search(r"\b(atom|red)\.global|\bld\.global\.gpu\.acquire", line)]
     assert counters and all(lines[i].startswith("@%p") for i in counters), [lines[i] for i in counters]
     # the ticket: relaxed, taken before any other counter is touched

@@ -111,13 +111,9 @@ def test_tiled_report_covers_the_whole_autotune_space(rows, dtype_name):
         kernel_name = space.removesuffix("_ends")
         for precision in precisions:
             for n in TILED_SIZES:
-                strip = kernel_name in tiled.STRIP_KERNELS
-                if strip and n > tiled.STRIPS_MAX_N:  # never launched there (`strips.strips_pay`)
-                    continue
                 for config in tiled_space.candidate_configs(space, n, dtype_name, precision, shared_memory=shared):
                     split = "SPLIT_PROGRAMS=2," if config["SPLIT_PROGRAMS"] == 2 else ""
-                    placement = f"{'ROWS' if strip else 'GROUP'}={config['GROUP']}"
-                    label = (f"{split}BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},{placement},"
+                    label = (f"{split}BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},GROUP={config['GROUP']},"
                              f"warps={config['num_warps']},stages={config['num_stages']},{precision}]")
                     assert any(name.startswith(f"tiled.{kernel_name}[") and name.endswith(label)
                                for name in reported), (space, label)

@@ -76,14 +76,14 @@ _FIRST = "tiled.newton_schulz_step[FIRST=1,UPDATE_Y=1,UPDATE_Z=1,UNSCALE=1,STORE
     "TRACE_NORM=0,"
 _CHAINED = "tiled.newton_schulz_chained[UPDATE_Y=1,UPDATE_Z=1,UNSCALE={0},STORE_Y={0},SAVE_Y={0},STORE_Z={0}," \
     "SAVE_Z={0},"
-# Chained kernels: phase 1's loops, the wait's spin loop, phase 2's.
-SKIPPING_KERNELS = (_CHAINED.format(0) + "SPLIT_PROGRAMS=2,",  # a later step, split: M's loop, wait, 2
-                    _CHAINED.format(0) + "BLOCK=",  # unsplit: 1, wait, 4
-                    _CHAINED.format(1) + "SPLIT_PROGRAMS=2,",  # the last step, split: 1, wait, 2
-                    _CHAINED.format(1) + "BLOCK=",  # unsplit: 1, wait, 4
+# Chained kernels: a wait (spin loop), phase 1's loops, a wait, phase 2's.
+SKIPPING_KERNELS = (_CHAINED.format(0) + "SPLIT_PROGRAMS=2,",  # a later step, split: wait, M's loop, wait, 2
+                    _CHAINED.format(0) + "BLOCK=",  # unsplit: wait, 1, wait, 4
+                    _CHAINED.format(1) + "SPLIT_PROGRAMS=2,",  # the last step, split: wait, 1, wait, 2
+                    _CHAINED.format(1) + "BLOCK=",  # unsplit: wait, 1, wait, 4
                     _FIRST,  # the first: 1
-                    "tiled.lyapunov_chained[UPDATE_B=1,LAST=0,SPLIT_PROGRAMS=2,",  # products 2, wait, update 2
-                    "tiled.lyapunov_chained[UPDATE_B=1,LAST=0,BLOCK=")  # unsplit: 3, wait, 3
+                    "tiled.lyapunov_chained[UPDATE_B=1,LAST=0,SPLIT_PROGRAMS=2,",  # wait, products 2, wait, update 2
+                    "tiled.lyapunov_chained[UPDATE_B=1,LAST=0,BLOCK=")  # unsplit: wait, 3, wait, 3
 
 
 def _tiled_loops() -> dict:
@@ -276,23 +276,24 @@ def test_loop_shares():
     flags = dict(UPDATE_Y=1, UPDATE_Z=1, UNSCALE=0)
     # n = 256 in 64-wide tiles: 4 of the 10 upper tiles are diagonal and skip the mirror loop;
     # phase 1 (M = Z Y) runs its one loop, phase 2 the update's
-    # (M's loop, the phase-2 programs' wait, the update's loops; the wait is not charged)
-    assert shares(ns, phase=1, SPLIT_PROGRAMS=2, **flags) == [1.0, 0.0, 0.0, 0.0]
-    assert shares(ns, phase=2, SPLIT_PROGRAMS=2, **flags) == [0.0, 0.0, 1.0, 0.6]
-    assert shares(ns, phase=2, **dict(flags, UNSCALE=1)) == [0.0, 0.0, 1.0, 0.6, 1.0, 0.6]
-    assert shares(ns, phase=2, SPLIT_PROGRAMS=2, **dict(flags, UNSCALE=1)) == [0.0, 0.0, 1.0, 0.6]
+    # (phase 1's wait, M's loop, phase 2's wait, the update's loops; the waits are not charged)
+    assert shares(ns, phase=1, SPLIT_PROGRAMS=2, **flags) == [0.0, 1.0, 0.0, 0.0, 0.0]
+    assert shares(ns, phase=2, SPLIT_PROGRAMS=2, **flags) == [0.0, 0.0, 0.0, 1.0, 0.6]
+    assert shares(ns, phase=2, **dict(flags, UNSCALE=1)) == [0.0, 0.0, 0.0, 1.0, 0.6, 1.0, 0.6]
+    assert shares(ns, phase=2, SPLIT_PROGRAMS=2, **dict(flags, UNSCALE=1)) == [0.0, 0.0, 0.0, 1.0, 0.6]
     # a split launch off its split path: program 1 of every tile returns
-    assert shares(ns, phase=2, SPLIT_PROGRAMS=2, **dict(flags, UNSCALE=1, UPDATE_Y=0)) == [0.0, 0.0, 0.5, 0.3]
+    assert shares(ns, phase=2, SPLIT_PROGRAMS=2, **dict(flags, UNSCALE=1, UPDATE_Y=0)) == \
+        [0.0, 0.0, 0.0, 0.5, 0.3]
     assert shares("tiled.newton_schulz_step[...]", FIRST=1, **flags) == [1.0]
-    assert shares(lyapunov, phase=1, SPLIT_PROGRAMS=2, UPDATE_B=1, LAST=0) == [1.0, 0.3, 0.0, 0.0, 0.0]
-    assert shares(lyapunov, phase=1, UPDATE_B=1, LAST=0) == [1.0, 0.6, 1.0, 0.0, 0.0, 0.0, 0.0]
-    assert shares(lyapunov, phase=1, n=64, UPDATE_B=1, LAST=0)[:3] == [1.0, 0.0, 1.0]  # one tile: its own mirror
+    assert shares(lyapunov, phase=1, SPLIT_PROGRAMS=2, UPDATE_B=1, LAST=0) == [0.0, 1.0, 0.3, 0.0, 0.0, 0.0]
+    assert shares(lyapunov, phase=1, UPDATE_B=1, LAST=0) == [0.0, 1.0, 0.6, 1.0, 0.0, 0.0, 0.0, 0.0]
+    assert shares(lyapunov, phase=1, n=64, UPDATE_B=1, LAST=0)[1:4] == [1.0, 0.0, 1.0]  # one tile: its own mirror
     # the split Lyapunov update: the B' programs run one loop of two; off its split path half idle
-    assert shares(lyapunov, phase=2, SPLIT_PROGRAMS=2, UPDATE_B=1, LAST=0) == [0.0, 0.0, 0.0, 1.0, 0.5]
-    assert shares(lyapunov, phase=2, SPLIT_PROGRAMS=2, UPDATE_B=0, LAST=1) == [0.0, 0.0, 0.0, 0.5, 0.5]
+    assert shares(lyapunov, phase=2, SPLIT_PROGRAMS=2, UPDATE_B=1, LAST=0) == [0.0, 0.0, 0.0, 0.0, 1.0, 0.5]
+    assert shares(lyapunov, phase=2, SPLIT_PROGRAMS=2, UPDATE_B=0, LAST=1) == [0.0, 0.0, 0.0, 0.0, 0.5, 0.5]
     # SASS with other loops than the source implies, or a kernel that skips none: all 1
-    assert shares(lyapunov, loops=5, phase=1, UPDATE_B=1, LAST=0) == [1.0] * 5  # 7 expected
-    assert shares("tiled.newton_schulz_strip[...]", loops=2, ROWS=64) == [1.0] * 2
+    assert shares(lyapunov, loops=5, phase=1, UPDATE_B=1, LAST=0) == [1.0] * 5  # 8 expected
+    assert shares("tiled.product[...]", loops=2) == [1.0] * 2
     with pytest.raises(ValueError, match="phase"):  # a chained kernel's shares are per phase
         perf_model.expected_loop_shares({"kernel": lyapunov, "constexprs": dict(BLOCK=64, UPDATE_B=1, LAST=0)}, 256)
     # the program mix charges each loop by its share: two 20-instruction K loops, 4 trips

@@ -132,8 +132,8 @@ def test_newton_schulz_iterates_are_symmetric_averages():
     y, z, m, y_next, z_next = (torch.empty_like(a) for _ in range(5))
     tiled.newton_schulz_first_step(w, table, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
                                    unscale=False, precision="ieee")
-    tiled.newton_schulz_chained_step(y, z, m, table, 1, norm, counters, y_out=y_next, z_out=z_next, update_y=True,
-                                     update_z=True, unscale=False, precision="ieee")
+    tiled.newton_schulz_chained_steps(y, z, m, table, 1, 1, norm, counters, y_out=y_next, z_out=z_next, update_y=True,
+                                      update_z=True, unscale=False, precision="ieee")
     assert not counters.any()  # the chained launch leaves its counters zero
     m_alone = torch.empty_like(m)
     tiled.product(z, y, m_alone, symmetric=False, precision="ieee")
@@ -163,8 +163,8 @@ def test_one_triangle_products_are_symmetric_and_equal_the_full_product():
     b, c = s, random_symmetric(1, n, seed=32)
     b_sq, commutator, b_next, c_next = (torch.empty_like(b) for _ in range(4))
     table = tiled.coefficient_table(((1.5, -0.5),), torch.float32, b.device)
-    tiled.lyapunov_chained_step(b, c, b_sq, commutator, table, 0, torch.zeros(3, dtype=torch.int32), b_out=b_next,
-                                c_out=c_next, last=False, precision="ieee")
+    tiled.lyapunov_chained_steps(b, c, b_sq, commutator, table, 0, 1, torch.zeros(3, dtype=torch.int32),
+                                 b_out=b_next, c_out=c_next, last=False, precision="ieee")
     for result in (b_sq, b_next, c_next):
         assert torch.equal(result, result.mT)
     assert torch.equal(commutator, -commutator.mT)  # B C - C B, exactly antisymmetric
@@ -179,31 +179,51 @@ def test_one_triangle_products_are_symmetric_and_equal_the_full_product():
 
 
 @pytest.mark.parametrize("last", [False, True])
-def test_split_lyapunov_step_is_the_unsplit_one_bit_for_bit(monkeypatch, last):
+def test_split_lyapunov_steps_are_the_unsplit_ones_bit_for_bit(monkeypatch, last):
     """B^2, B C - C B, C' and B' formed by two programs a tile (`SPLIT_PROGRAMS = 2`) sum the same
     products in the same order as one program forming both; the last step (C' only) leaves
-    program 1 of the update idle. Each chained launch runs twice on its counters (as the tuner
-    reruns a candidate): the same results, and the counters zero again."""
+    program 1 of the update idle. Two steps in one launch (`kernels/chained.py`) are the two
+    steps launched one by one, bit for bit, whichever buffer each lands in. Each launch runs twice
+    on its counters (as the tuner reruns a candidate): the same results, the counters zero again."""
     n = 130
     b = spd_with_condition(2, n, 100.0, seed=33)
     b = b / torch.linalg.matrix_norm(b, ord=2, keepdim=True)
     c = random_symmetric(2, n, seed=34)
-    table = tiled.coefficient_table(((1.5, -0.5),), torch.float32, b.device)
+    table = tiled.coefficient_table(((1.5, -0.5), (1.5, -0.5), (1.5, -0.5)), torch.float32, b.device)
     counters = torch.zeros(tiled.counter_count(2), dtype=torch.int32)
+
+    def nans():
+        return torch.full_like(b, float("nan"))
+
+    def one_by_one():
+        b_sq, commutator, b_mid, c_mid, b_next, c_next = (nans() for _ in range(6))
+        tiled.lyapunov_chained_steps(b, c, b_sq, commutator, table, 0, 1, counters, b_out=b_mid, c_out=c_mid,
+                                     last=False, precision="ieee")
+        tiled.lyapunov_chained_steps(b_mid, c_mid, b_sq, commutator, table, 1, 1, counters,
+                                     b_out=None if last else b_next, c_out=c_next, last=last, precision="ieee")
+        return b_sq, commutator, b_next, c_next
+
     results = []
     for split in (2, 1):
         monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((64, 64, 2, 1, 1, split),))
         for _ in range(2):
-            b_sq, commutator, b_next, c_next = (torch.full_like(b, float("nan")) for _ in range(4))
-            tiled.lyapunov_chained_step(b, c, b_sq, commutator, table, 0, counters, b_out=None if last else b_next,
-                                        c_out=c_next, last=last, precision="ieee")
+            results.append(one_by_one())
             assert not counters.any()
-            results.append((b_sq, commutator, b_next, c_next))
     assert all(torch.equal(x, y) or (x.isnan().all() and y.isnan().all()) for x, y in zip(results[0], results[1]))
     (sq_split, com_split, b_split, c_split), (sq_one, com_one, b_one, c_one) = results[1], results[2]
     assert torch.equal(sq_split, sq_one) and torch.equal(com_split, com_one)
     assert torch.equal(c_split, c_one) and torch.equal(c_split, c_split.mT)
     assert torch.equal(b_split, b_one) if not last else bool(b_split.isnan().all())
+    if not last:  # both steps in one launch: the second lands in the outputs, the first in the spare pair
+        b_sq, commutator, b_next, c_next, b_spare, c_spare = (nans() for _ in range(6))
+        tiled.lyapunov_chained_steps(b, c, b_sq, commutator, table, 0, 2, counters, b_out=b_next, c_out=c_next,
+                                     b_spare=b_spare, c_spare=c_spare, last=False, precision="ieee")
+        assert not counters.any()
+        assert torch.equal(b_next, b_one) and torch.equal(c_next, c_one) and torch.equal(b_sq, sq_one)
+        # three steps: the first and third in the outputs, the second in the spare pair
+        tiled.lyapunov_chained_steps(b, c, b_sq, commutator, table, 0, 3, counters, b_out=b_next, c_out=c_next,
+                                     b_spare=b_spare, c_spare=c_spare, last=False, precision="ieee")
+        assert torch.equal(b_spare, b_one) and torch.equal(c_spare, c_one) and not counters.any()
 
 
 def test_split_last_newton_schulz_step_is_the_unsplit_one_bit_for_bit(monkeypatch):
@@ -217,7 +237,7 @@ def test_split_last_newton_schulz_step_is_the_unsplit_one_bit_for_bit(monkeypatc
         monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((64, 64, 2, 1, 1, split),))
         with count_launches() as counted:
             results.append(tiled_path.roots_forward(a, plan, True, True, True))
-        assert counted.launches == 1 + len(plan.forward_steps)
+        assert counted.launches == 4  # prepare, the first step, the steps between, the last
     (sqrt_split, inv_split, saved_split), (sqrt_one, inv_one, saved_one) = results
     assert torch.equal(sqrt_split, sqrt_one) and torch.equal(inv_split, inv_one)
     assert all(torch.equal(x, y) for x, y in zip(saved_split, saved_one) if isinstance(x, torch.Tensor))
@@ -294,13 +314,15 @@ def test_launches_per_step(method):
     with count_launches() as backward:
         tiled_path.roots_backward(plan, saved, None, random_symmetric(1, n, seed=13))
     steps, degree = len(plan.forward_steps), plan.taylor_degree
-    expected = {"ns": 1 + steps, "scaled_ns": 1 + steps,  # prepare, then one launch a step
+    # ns / scaled_ns: prepare, the first step, the steps between (one launch), the last
+    expected = {"ns": 2 + min(steps - 1, 2), "scaled_ns": 2 + min(steps - 1, 2),
                 # prepare, one per power, then (inverse only + backward) unscale and S = sym(A_hat Y)
                 "mtp": 1 + (degree - 1) + 2,
                 "mpa": 1 + (max(plan.pade_degrees) - 1) + 2}[method]
     assert forward.launches == expected, forward.names
     # ns (iSQRT-COV) is differentiated through its iteration by torch products: no tiled launch.
-    assert backward.launches == (0 if method == "ns" else 1 + 2 + len(plan.backward_steps)), backward.names
+    # prepare, the inverse-root rhs, the sign steps but the last (one launch), the last
+    assert backward.launches == (0 if method == "ns" else 1 + 2 + min(len(plan.backward_steps), 2)), backward.names
 
 
 @pytest.mark.parametrize("dtype_name, precision", [("float32", p) for p in tiled.PRECISIONS] + [("float64", "ieee")])
@@ -314,12 +336,10 @@ def test_a_last_step_in_the_later_steps_space_is_split_or_an_ends_kernel(dtype_n
 
 
 def test_compile_specs_cover_the_autotune_space():
-    # The strip step is compiled only where it may be launched (n <= strips.STRIPS_MAX_N).
     specs = tiled.compile_specs(4096, "float32") + tiled.compile_specs(130, "float32")
-    assert not any("strip" in spec["name"] for spec in tiled.compile_specs(4096, "float32"))
-    for space in tiled_space.PRODUCT_LOOPS:  # a kernel's spaces: "newton_schulz_step" and "_ends"
+    n = 4096
+    for space in tiled_space.PRODUCT_LOOPS:  # "newton_schulz_step_ends": the first step's kernel
         kernel = space.removesuffix("_ends")
-        n = 130 if kernel in tiled.STRIP_KERNELS else 4096
         names = {spec["name"] for spec in tiled.compile_specs(n, "float32")}
         assert len(names) == len(tiled.compile_specs(n, "float32"))
         for precision in tiled.PRECISIONS:
@@ -327,7 +347,7 @@ def test_compile_specs_cover_the_autotune_space():
             assert configs
             for config in configs:
                 split = "SPLIT_PROGRAMS=2," if config["SPLIT_PROGRAMS"] == 2 else ""
-                placement = f"{'ROWS' if kernel in tiled.STRIP_KERNELS else 'GROUP'}={config['GROUP']},"
+                placement = f"GROUP={config['GROUP']},"
                 tile = f"{split}BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},{placement}"
                 launch = f"warps={config['num_warps']},stages={config['num_stages']},{precision}]"
                 assert any(f"tiled.{kernel}[" in name and tile in name and launch in name for name in names)

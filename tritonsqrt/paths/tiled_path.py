@@ -5,18 +5,18 @@ chain of launches of `kernels/tiled.py`, step for step as in `tritonsqrt.numeric
 
   launches per call (K steps, d the degree)                      torch path, for comparison
   prepare: sym(A) + eps I, sums of squares        1
-  ns / scaled_ns: first step 1, then per step     1 (chained: M = Z Y, then Y', Z') 3 products + ~4 others
-    ... as strip steps (`strip_steps`)            1 (4 products), + 1 symmetric unscale at the end
+  ns / scaled_ns: first step 1, the steps between 1 (chained, `kernels/chained.py`: per step M = Z Y,
+    then Y', Z'; 3 products a step), the last 1                      3 products + ~4 others a step
   mtp / mpa: per power of Z (with both sums)      1, d - 1 in all                  1 product + 2 adds
   mpa: torch.linalg.solve_ex (1 or 2), unscale    1 launch after the solves
   only the inverse root + backward (mtp, mpa)     +1 (S = sym(A_hat Y))
-  backward: prepare 1, inverse-root rhs +2, per sign step 1 (chained: B^2, B C - C B; C', B') 5 products + ~6 others
-    ... as strip steps                            1 (6 products), + 1 symmetric part at the end
+  backward: prepare 1, inverse-root rhs +2, the sign steps but the last 1 (chained: per step B^2,
+    B C - C B, then C', B'), the last 1                             5 products + ~6 others a step
 
-A chained step (`kernels/chained.py`) forms its intermediate (M; B^2 and the commutator) and
-its update in one launch, its programs ordered by tickets; its counters are zeroed by the
-prepare launch and left zero by every chained launch. Intermediates live in buffers that no
-launch both reads and writes (they alternate), so the tuner can rerun any launch. Nothing
+A chained launch (`kernels/chained.py`) forms each step's intermediate (M; B^2 and the
+commutator) and its update, for any number of steps, its programs ordered by tickets; its
+counters are zeroed by the prepare launch and left zero by every chained launch. No launch
+writes its own inputs (buffers alternate), so the tuner can rerun any launch. Nothing
 synchronises with the host. Every stored iterate is exactly
 symmetric; the Newton–Schulz updates average each tile with its mirror rather than mirror one
 triangle (as accurate as the torch path at kappa 1e6: docs/large-and-tuning.md, "Symmetry").
@@ -116,7 +116,7 @@ def roots_forward(a: torch.Tensor, plan: Plan, want_sqrt: bool, want_inv: bool, 
             w = tiled.split_buffer(batch, n, compute, a.device) if split else new()
             partials = torch.empty((batch, tiled.partial_count(n)), dtype=compute, device=a.device)
             work, root_power = _prescaled(a, eps, compute)
-            counters = tiled.new_counters(batch, a.device) if _chains_forward(a, plan) else None
+            counters = tiled.new_counters(batch, a.device) if _chains_forward(plan) else None
             tiled.prepare_forward(work, 0.0, w, partials, split=split, counters=counters)
             if plan.method == "ns":  # iSQRT-COV: divide by tr W (a torch reduction), no S to save
                 norm.copy_(w.diagonal(dim1=-2, dim2=-1).sum(-1).reshape(batch, 1, 1))
@@ -168,16 +168,16 @@ def _unprescale(root_power: torch.Tensor, norm: torch.Tensor, sqrt_t: _Targets, 
         done.append(tensor)
 
 
-def _chains_forward(like: torch.Tensor, plan: Plan) -> bool:
+def _chains_forward(plan: Plan) -> bool:
     """Whether the forward runs chained Newton–Schulz steps (`kernels/chained.py`), which need counters."""
-    return plan.method in ("ns", "scaled_ns") and len(plan.forward_steps) > 1 and not strip_steps(like)
+    return plan.method in ("ns", "scaled_ns") and len(plan.forward_steps) > 1
 
 
 def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets, counters,
                    trace_norm: bool = False) -> None:
     """`reference.coupled_newton_schulz` + unscale: step 0 from W, then per step M = Z Y and
-    (Y', Z') in one chained launch (counters: the chain's, zeroed by the prepare launch; None for
-    strip steps or a single step).
+    (Y', Z'), the steps between the first and the last in one chained launch, the last in
+    another (counters: the chain's, zeroed by the prepare launch).
 
     M keeps both triangles (its skew part is the coupling's correction); Y' and Z' are symmetric."""
     steps = plan.forward_steps
@@ -194,48 +194,15 @@ def _newton_schulz(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t
     tiled.newton_schulz_first_step(w, table, norm, partials, y_out=y, z_out=z, update_y=True, update_z=True,
                                    unscale=False, precision=precision, trace_norm=trace_norm)
     y_next, z_next = w, operand()  # W is not read again: its buffer takes the next Y
-    if counters is None:
-        _strip_steps(tiled, y, z, m, operand(), y_next, z_next, table, len(steps), norm, sqrt_t, inv_t, precision)
-        return
-    for step in range(1, len(steps)):
-        if step < len(steps) - 1:
-            tiled.newton_schulz_chained_step(y, z, m, table, step, norm, counters, y_out=y_next, z_out=z_next,
-                                             update_y=True, update_z=True, unscale=False, precision=precision)
-            y, y_next, z, z_next = y_next, y, z_next, z
-        else:  # the last Z update only for the inverse, the last Y only when S is wanted or saved
-            tiled.newton_schulz_chained_step(y, z, m, table, step, norm, counters, y_out=sqrt_t.out,
-                                             y_saved=sqrt_t.saved, z_out=inv_t.out, z_saved=inv_t.saved,
-                                             update_y=sqrt_t.needed, update_z=inv_t.needed, unscale=True,
-                                             precision=precision)
-
-
-def strip_steps(like: torch.Tensor, backward: bool = False) -> bool:
-    """Whether the Newton–Schulz steps after the first (backward: the Lyapunov steps) run as
-    strip steps, one launch each (`kernels/strips.py`), rather than two tiled launches:
-    `strips.strips_pay`."""
-    from tritonsqrt.kernels.strips import strips_pay
-
-    return strips_pay(like.shape[-1], like.shape[0], _sm_count(like.device), backward=backward)
-
-
-def _sm_count(device: torch.device) -> int | None:
-    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else None
-
-
-def _strip_steps(tiled, y, z, p, q, y_next, z_next, table, count: int, norm, sqrt_t: _Targets, inv_t: _Targets,
-                 precision: str) -> None:
-    """Steps 1 .. count - 1 of the coupled iteration as strip steps, then the roots' symmetric
-    parts unscaled (the iterates are not re-symmetrised: `kernels/strips.py`)."""
-    for step in range(1, count):
-        if step < count - 1:
-            tiled.newton_schulz_strip_step(y, z, p, q, table, step, y_out=y_next, z_out=z_next, precision=precision)
-            y, y_next, z, z_next = y_next, y, z_next, z
-        else:  # the last Y only when S is wanted or saved, the last Z only for the inverse
-            y_hat = y_next if sqrt_t.needed else None
-            z_hat = z_next if inv_t.needed else None
-            tiled.newton_schulz_strip_step(y, z, p, q, table, step, y_out=y_hat, z_out=z_hat, precision=precision)
-            tiled.unscale_roots(norm, sqrt_hat=y_hat, inv_hat=z_hat, sqrt_out=sqrt_t.out, sqrt_saved=sqrt_t.saved,
-                                inv_out=inv_t.out, inv_saved=inv_t.saved, symmetrize=True)
+    if len(steps) > 2:  # the steps between the first and the last: one launch (`kernels/chained.py`)
+        tiled.newton_schulz_chained_steps(y, z, m, table, 1, len(steps) - 2, norm, counters, y_out=y_next,
+                                          z_out=z_next, y_spare=operand(), z_spare=operand(), update_y=True,
+                                          update_z=True, unscale=False, precision=precision)
+        y, z = y_next, z_next
+    # The last: the Z update only for the inverse, the Y update only when S is wanted or saved.
+    tiled.newton_schulz_chained_steps(y, z, m, table, len(steps) - 1, 1, norm, counters, y_out=sqrt_t.out,
+                                      y_saved=sqrt_t.saved, z_out=inv_t.out, z_saved=inv_t.saved,
+                                      update_y=sqrt_t.needed, update_z=inv_t.needed, unscale=True, precision=precision)
 
 
 def _expansion(tiled, w, partials, norm, plan: Plan, sqrt_t: _Targets, inv_t: _Targets, need_backward: bool) -> None:
@@ -327,8 +294,7 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
         b_mat, c_mat = new(), new()
         grad_inv_sym = new() if grad_inv is not None else None
         steps = plan.backward_steps
-        chained = bool(steps) and not strip_steps(s_mat, backward=True)
-        counters = tiled.new_counters(s_mat.shape[0], s_mat.device) if chained else None
+        counters = tiled.new_counters(s_mat.shape[0], s_mat.device) if steps else None
         tiled.prepare_backward(s_mat, grad_sqrt, grad_inv, norm, b_mat, c_mat, grad_inv_sym,
                                split=tiled.splits_operands(s_mat.dtype, precision), counters=counters)
         if grad_inv is not None:
@@ -344,22 +310,13 @@ def roots_backward(plan: Plan, saved, grad_sqrt, grad_inv) -> torch.Tensor:
             return 0.5 * c_mat
         table = tiled.coefficient_table(steps, s_mat.dtype, s_mat.device)
         b_sq, b_c, b_next, c_next = new(), new(), new(), new()
-        if not chained:  # strip steps, one launch a step; b_sq, b_c their scratch
-            for step in range(len(steps)):
-                last = step == len(steps) - 1
-                if last:
-                    c_next = torch.empty_like(s_mat)
-                tiled.lyapunov_strip_step(b_mat, c_mat, b_sq, b_c, table, step, b_out=None if last else b_next,
-                                          c_out=c_next, last=last, precision=precision)
-                b_mat, b_next, c_mat, c_next = b_next, b_mat, c_next, c_mat
-            gradient = torch.empty_like(s_mat)
-            tiled.symmetric_part(c_mat, gradient)
-            return gradient
-        for step in range(len(steps)):  # B^2 and B C - C B into b_sq, b_c, then C' and B': one launch
-            last = step == len(steps) - 1
-            if last:  # the gradient is no product's operand: a plain tensor, no planes
-                c_next = torch.empty_like(s_mat)
-            tiled.lyapunov_chained_step(b_mat, c_mat, b_sq, b_c, table, step, counters,
-                                        b_out=None if last else b_next, c_out=c_next, last=last, precision=precision)
-            b_mat, b_next, c_mat, c_next = b_next, b_mat, c_next, c_mat
-        return c_mat
+        # Per step B^2 and B C - C B into b_sq, b_c, then C' and B': every step but the last in
+        # one launch, from (b_mat, c_mat) into (b_next, c_next) by way of a spare pair, then the last.
+        if len(steps) > 1:
+            tiled.lyapunov_chained_steps(b_mat, c_mat, b_sq, b_c, table, 0, len(steps) - 1, counters, b_out=b_next,
+                                         c_out=c_next, b_spare=new(), c_spare=new(), last=False, precision=precision)
+            b_mat, c_mat = b_next, c_next
+        gradient = torch.empty_like(s_mat)  # no product's operand: a plain tensor, no planes
+        tiled.lyapunov_chained_steps(b_mat, c_mat, b_sq, b_c, table, len(steps) - 1, 1, counters, c_out=gradient,
+                                     last=True, precision=precision)
+        return gradient
