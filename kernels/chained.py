@@ -170,8 +170,9 @@ def _newton_schulz_chained_kernel(
         y_read, y_written = _buffers(y_ptr, y_out_ptr, y_spare_ptr, step, steps)
         z_read, z_written = _buffers(z_ptr, z_out_ptr, z_spare_ptr, step, steps)
     if local < producers:  # a tile of M = Z Y, as `_product_kernel` forms it
-        if step > 0:  # Y and Z of the step before complete, and M read by all of it (every program
-            _wait_for(consumed_ptr, step * consumers)  # waits, as in phase 2, to count in order)
+        # After the first step, wait for the step before: Y and Z complete, M read by all of it.
+        if step > 0:
+            _wait_for(consumed_ptr, step * consumers)
         _, tile_row, tile_col = tile_position_of(local, n, BLOCK, GROUP)
         base = matrix * n * n
         rows = tile_indices(tile_row, BLOCK)
@@ -218,7 +219,8 @@ def _lyapunov_chained_kernel(
     plane = batch.to(tl.int64) * n * n
     matrix = matrix.to(tl.int64)
     if local < producers:
-        if step > 0:  # B and C of the step before complete, and B^2, B C - C B read by all of it
+        # After the first step, wait for the step before: B and C complete, B^2, B C - C B read.
+        if step > 0:
             _wait_for(consumed_ptr, step * consumers)
         _, tile_row, tile_col = tile_position_of(local // SPLIT_PROGRAMS, n, BLOCK, GROUP)
         lyapunov_products_tile(_read(b_ptr, b_out_ptr, b_spare_ptr, step, steps),
