@@ -95,10 +95,9 @@ def _launch_plan(n: int, batch: int, op: str, backward: bool) -> list[tuple[str,
         launches.append(("tiled.prepare_backward_kernel[", bands * bands * batch, 1))
         if op == "inv_sqrtm":
             launches += [("tiled.product[SYMMETRIC=0", 0, 1), ("tiled.product[SYMMETRIC=1", UPPER_TILES, 1)]
-        # every step but the last in one chained launch (compiled as UPDATE_B=1, LAST=0), the last
-        # timed as that variant too
-        launches += [("tiled.lyapunov_chained[", CHAINED, backward_steps - 1)] * (backward_steps > 1)
-        launches += [("tiled.lyapunov_chained[", CHAINED, 1)] * (backward_steps > 0)
+        # every step but the last in one chained launch, the last (C' only) in another
+        launches += [("tiled.lyapunov_chained[UPDATE_B=1,LAST=0", CHAINED, backward_steps - 1)] * (backward_steps > 1)
+        launches += [("tiled.lyapunov_chained[UPDATE_B=0,LAST=1", CHAINED, 1)] * (backward_steps > 0)
     return launches
 
 

@@ -99,11 +99,17 @@ def _launch_options(spec: dict) -> dict:
     return spec.get("options", LAUNCH_OPTIONS)
 
 
-def _key(module_name: str, spec: dict, dtype_name: str, arch: Arch) -> tuple:
-    # Sizes sharing a BLOCK (33 and 64) share the compiled kernel: key on what is compiled.
+def _key(module_name: str, spec: dict, n: int, dtype_name: str, arch: Arch) -> tuple:
+    # Sizes sharing a BLOCK (33 and 64) share the compiled kernel: key on what is compiled,
+    # which includes whether `n` is specialized as a multiple of 16 (`_aligned_pointers`).
     return (module_name, spec["name"], dtype_name, spec["num_warps"], spec["num_stages"], arch.capability,
             repr(sorted(spec["constexprs"].items())), repr(sorted(spec["signature"].items())),
-            repr(sorted(_launch_options(spec).items())))
+            repr(sorted(_launch_options(spec).items())), _n_aligned(spec, n))
+
+
+def _n_aligned(spec: dict, n: int | None) -> bool:
+    """Whether the launcher specializes the kernel's `n` as a multiple of 16 (`_aligned_pointers`)."""
+    return n is not None and n % 16 == 0 and spec["signature"].get("n") == "i32"
 
 
 def compile_spec(module_name: str, spec: dict, n: int, dtype_name: str, arch: Arch, dump_dir: str | None = None,
@@ -114,7 +120,7 @@ def compile_spec(module_name: str, spec: dict, n: int, dtype_name: str, arch: Ar
     dump_dir: also write the SASS there, one file per kernel and config. Both read the cubin
     kept in the cache, so asking later costs no second compile.
     """
-    key = _key(module_name, spec, dtype_name, arch)
+    key = _key(module_name, spec, n, dtype_name, arch)
     if key not in _RESULTS:
         _RESULTS[key] = _compile(module_name, spec, n, dtype_name, arch)
     row = _RESULTS[key]
@@ -138,7 +144,7 @@ def _aligned_pointers(spec: dict, n: int | None = None) -> dict:
     names = spec["fn"].arg_names
     attrs = {(names.index(name),): [["tt.divisibility", 16]]
              for name, kind in spec["signature"].items() if kind.startswith("*")}
-    if n is not None and n % 16 == 0 and spec["signature"].get("n") == "i32":
+    if _n_aligned(spec, n):
         attrs[(names.index("n"),)] = [["tt.divisibility", 16]]
     return attrs
 
@@ -254,7 +260,7 @@ def compile_listed(listed: list, arch: Arch, jobs: int, progress: bool = False, 
         _compile_in_workers(listed, arch, jobs, progress)
     rows = []
     for count, (name, n, dtype_name, _, spec) in enumerate(listed, 1):
-        cached = _key(name, spec, dtype_name, arch) in _RESULTS
+        cached = _key(name, spec, n, dtype_name, arch) in _RESULTS
         rows.append(compile_spec(name, spec, n, dtype_name, arch, dump_dir, with_sass))
         if progress and not cached:
             _say(f"{count}/{len(listed)} {arch.name} n={n} {dtype_name} {spec['name']}")
@@ -272,7 +278,7 @@ def _compile_in_workers(listed: list, arch: Arch, jobs: int, progress: bool = Fa
 
     todo = {}
     for name, n, dtype_name, index, spec in listed:
-        key = _key(name, spec, dtype_name, arch)
+        key = _key(name, spec, n, dtype_name, arch)
         if key not in _RESULTS:
             todo.setdefault(key, (name, n, dtype_name, index, arch.name))
     if len(todo) < 2:

@@ -17,7 +17,8 @@ import triton
 # (BLOCK, BLOCK_K, GROUP, num_warps, most stages) per dtype and kernel, the launcher's default
 # first. Every entry compiles for sm_80 and sm_90, with every dot precision and every flag set
 # `tiled_path` launches, without register spills (Triton 3.9 and 3.6; docs/large-and-tuning.md).
-# Left out for spilling: 128-wide tiles (0.3-1.5 KB with 8 warps), 64-wide tiles with 4 warps,
+# Left out for spilling: 128-wide tiles (0.3-1.5 KB with 8 warps; the chained kernels split over
+# two programs a tile 172-1100 bytes at 8 or 16 warps), 64-wide tiles with 4 warps unsplit,
 # BLOCK_K = 32 in kernels with two or more products, 64-wide float64 tiles in the power step.
 # Stages are lowered until the operand tiles fit in shared memory, else the entry is dropped.
 _ONE_PRODUCT = ((64, 32, 8, 8, 3), (64, 16, 8, 8, 4), (32, 32, 1, 4, 2), (32, 16, 1, 4, 3))
@@ -27,11 +28,15 @@ GPU_SPACE = {
     "float32": {
         "power_step": _ONE_PRODUCT,
         "product": _ONE_PRODUCT,
-        "newton_schulz_chained": _PRODUCTS,
+        # Split over two programs a tile at 4 warps (one accumulator a program, `step_tiles`):
+        # modeled H100 ieee, B = 16, n = 1024 forward+backward 74.3 -> 63.8 ms against the
+        # unsplit 8-warp entry next (seventh session, docs/large-and-tuning.md).
+        "newton_schulz_chained": ((64, 16, 8, 4, 2, 2),) + _PRODUCTS,
         "newton_schulz_step_ends": _PRODUCTS,
-        # Its products and update over several steps in one kernel: every 64-wide entry tried spills
-        # on sm_80 with ieee somewhere (4-108 bytes: n = 130 or n aligned; split or not, 4 or 8 warps).
-        "lyapunov_chained": ((32, 16, 1, 4, 2),),
+        # Its products and update over several steps in one kernel. Split at 4 warps with BLOCK_K 8
+        # fits for ieee and tf32 at every n; at BLOCK_K 16 ieee spills 80-100 bytes where n is not
+        # a multiple of 16, and every unsplit 64-wide entry tried spills on sm_80 somewhere.
+        "lyapunov_chained": ((64, 8, 8, 4, 2, 2), (32, 16, 1, 4, 2)),
     },
     "float64": {
         "power_step": ((32, 16, 1, 4, 2), (32, 32, 1, 4, 2)),
@@ -69,6 +74,22 @@ TF32X3_SPACE = {
     # a step split; B = 32, n = 256 19.0 -> 17.5; B = 16, n = 1024 346 -> 335.
     "lyapunov_chained": ((64, 16, 8, 4, 2, 2), (64, 16, 8, 8, 3, 2), (32, 16, 1, 4, 2)),
 }
+# "tf32" (float32): where its fastest spill-free entries differ from ieee's, which share GPU_SPACE.
+# Modeled H100, B = 16, n = 1024 forward+backward: 55.5 ms with the 32-wide Lyapunov entry ieee
+# needed until the seventh session, 9.8 ms with these (A100 100.1 -> 20.8 ms).
+TF32_SPACE = dict(
+    GPU_SPACE["float32"],
+    newton_schulz_chained=((64, 32, 8, 4, 2, 2),) + GPU_SPACE["float32"]["newton_schulz_chained"],
+    lyapunov_chained=((64, 16, 8, 4, 2, 2),) + GPU_SPACE["float32"]["lyapunov_chained"],
+)
+# Entries put first where n is a multiple of 16, which the launcher specializes (aligned rows:
+# vectorized loads, fewer registers); elsewhere they spill (tf32x3 BLOCK_K 32: 108-192 bytes in
+# the chained Lyapunov kernel, 112 in the Newton–Schulz one on sm_80). Modeled H100 tf32x3,
+# B = 32, n = 256 forward+backward: 744 -> 687 us; n = 1024 unchanged (tensor-bound either way).
+ALIGNED_FIRST = {
+    ("tf32x3", "newton_schulz_chained"): ((64, 32, 8, 4, 2, 2),),
+    ("tf32x3", "lyapunov_chained"): ((64, 32, 8, 4, 2, 2),),
+}
 # The interpreter runs programs one after another at a fixed cost per operation: 64-wide
 # tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
 # still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
@@ -98,10 +119,10 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
     """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
     if interpreter:
         space = INTERPRETER_SPACE
-    elif precision == "tf32x3" and dtype_name == "float32":
-        space = TF32X3_SPACE[kernel_name]
     else:
-        space = GPU_SPACE[dtype_name][kernel_name]
+        space = gpu_space(kernel_name, dtype_name, precision)
+        if n % 16 == 0 and dtype_name == "float32":
+            space = ALIGNED_FIRST.get((precision, kernel_name), ()) + space
     # tf32x3 loads each operand tile as its two TF32 planes (split once, when stored).
     planes = 2 if precision == "tf32x3" and dtype_name == "float32" else 1
     loads = 2 * planes * PRODUCT_LOOPS[kernel_name]
@@ -111,6 +132,16 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
         configs = [dict(config, SPLIT_PROGRAMS=1) for config in configs]
         configs = [config for i, config in enumerate(configs) if config not in configs[:i]]
     return configs
+
+
+def gpu_space(kernel_name: str, dtype_name: str, precision: str) -> tuple:
+    """The GPU autotune space of a tiled kernel for a dtype and dot precision, at any n
+    (`candidate_configs` adds the ALIGNED_FIRST entries where n is a multiple of 16)."""
+    if dtype_name == "float32" and precision == "tf32x3":
+        return TF32X3_SPACE[kernel_name]
+    if dtype_name == "float32" and precision == "tf32":
+        return TF32_SPACE[kernel_name]
+    return GPU_SPACE[dtype_name][kernel_name]
 
 
 @functools.lru_cache(maxsize=None)

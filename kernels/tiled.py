@@ -636,7 +636,8 @@ _COMPILE_VARIANTS = {
     ("newton_schulz_chained", "newton_schulz_step_ends"): (dict(UPDATE_Y=True, UPDATE_Z=True, **_UNSCALE_BOTH),),
     ("product", "product"): (dict(SYMMETRIC=True, HAS_E=True, SCALE="lyapunov", SPLIT_OUT=True),
                              dict(SYMMETRIC=False, HAS_E=False, SCALE="none", SPLIT_OUT=True)),
-    ("lyapunov_chained", "lyapunov_chained"): (dict(UPDATE_B=True, LAST=False),),
+    # Every step but the last (B' and C'), and the last (C' only: X = C' / 2, unsplit, stored symmetric).
+    ("lyapunov_chained", "lyapunov_chained"): (dict(UPDATE_B=True, LAST=False), dict(UPDATE_B=False, LAST=True)),
 }
 # Pointers in the input/output dtype (bfloat16, to compile the conversions); the rest are compute dtype.
 _IO_POINTERS = {

@@ -5,11 +5,13 @@ No GPU needed: `triton.compile` targets the arch, and the registers and spills a
 the log of the ptxas run Triton makes for its own cubin. Fused kernels: sizes 16, 20 and 33
 cover BLOCK 16, 32 and 64 (the largest size they promise to fit), with every tuning candidate.
 Tiled kernels: n = 130 reaches every entry of their autotune space (no entry is wider than 64,
-none is pruned for n > 64) and n = 4096 the largest partial-norm reduction of their first step.
+none is pruned for n > 64) and n = 4096 the largest partial-norm reduction of their first step,
+the entries offered only where n is a multiple of 16 (`spaces.ALIGNED_FIRST`), and the code a
+launch compiles for such an n (specialized as a multiple of 16: other registers, other spills).
 
 Cost: the compiles run once per session, both archs in one child process per kernel family
 (the fixtures below are session-scoped and shared by every test), on every CPU; each distinct
-kernel compiles once per arch (n = 4096 adds only the first-step kernels). The tests that need
+kernel compiles once per arch and alignment of n (so twice: n = 130 and 4096). The tests that need
 them are marked `slow_compile` (deselect with -m "not slow_compile"). In a session with other
 tests, conftest.py starts these compiles in the background as collection ends, one a CPU at low
 priority, and runs the tests that need them last: the interpreter tests keep one core busy. The
@@ -180,6 +182,21 @@ def test_progress_goes_to_stderr(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "compile-report: 1/1 sm_90 n=16 float32 k[x]" in captured.err and captured.out == ""
 
+
+
+def test_an_aligned_size_is_compiled_apart(monkeypatch):
+    """A kernel taking `n` compiles twice for n = 130 and 4096: the launcher specializes an n
+    divisible by 16, and that code may spill where the other does not (it did once: a 64-wide
+    Lyapunov config at n = 4096, ieee, sm_80). Other sizes sharing the alignment share the compile."""
+    compiled = []
+    monkeypatch.setattr(compile_report, "_compile",
+                        lambda name, spec, n, dtype, arch: compiled.append(n) or _row(kernel=spec["name"], n=n))
+    monkeypatch.setattr(compile_report, "_RESULTS", {})
+    takes_n = {"name": "k[x]", "num_warps": 4, "num_stages": 1, "constexprs": {}, "signature": {"n": "i32"}}
+    no_n = dict(takes_n, name="e[x]", signature={"count": "i32"})
+    listed = [("m", n, "float32", 0, spec) for spec in (takes_n, no_n) for n in (130, 4096, 131, 2048)]
+    compile_report.compile_listed(listed, compile_report.ARCHES["sm_90"], jobs=1)
+    assert compiled == [130, 4096, 130]
 
 @pytest.mark.slow_compile
 def test_table_and_command(all_rows, tmp_path, capsys):
