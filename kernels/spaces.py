@@ -11,12 +11,15 @@ import functools
 import torch
 import triton
 
+from tritonsqrt.versions import version_tuple
+
 # ---------------------------------------------------------------------------------------
 # Tiled kernels
 
 # (BLOCK, BLOCK_K, GROUP, num_warps, most stages) per dtype and kernel, the launcher's default
 # first. Every entry compiles for sm_80 and sm_90, with every dot precision and every flag set
-# `tiled_path` launches, without register spills (Triton 3.9 and 3.6; docs/large-and-tuning.md).
+# `tiled_path` launches, without register spills on Triton 3.9 (on 3.6, 27 of 446 spill 4-76
+# bytes, docs/compile-report.md, "Triton versions"; docs/large-and-tuning.md).
 # Left out for spilling: 128-wide tiles (0.3-1.5 KB with 8 warps; the chained kernels split over
 # two programs a tile 172-1100 bytes at 8 or 16 warps), 64-wide tiles with 4 warps unsplit,
 # BLOCK_K = 32 in kernels with two or more products, 64-wide float64 tiles in the power step.
@@ -90,6 +93,9 @@ ALIGNED_FIRST = {
     ("tf32x3", "newton_schulz_chained"): ((64, 32, 8, 4, 2, 2),),
     ("tf32x3", "lyapunov_chained"): ((64, 32, 8, 4, 2, 2),),
 }
+# The narrowest K a `tl.dot` of 32-bit operands takes on the installed Triton (its NVIDIA backend's
+# `min_dot_size`): 8 from 3.9 on, 16 before (3.6, the GPU image, asserts K >= 16 at compile time).
+MIN_BLOCK_K = 8 if version_tuple(triton.__version__) >= (3, 9) else 16
 # The interpreter runs programs one after another at a fixed cost per operation: 64-wide
 # tiles are 10x faster there than 16-wide ones (n = 130: 0.4 s against 6 s a launch) and
 # still leave the tests' sizes (65, 96, 130) several tiles, ragged edges and a GROUP of 2
@@ -123,6 +129,7 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
         space = gpu_space(kernel_name, dtype_name, precision)
         if n % 16 == 0 and dtype_name == "float32":
             space = ALIGNED_FIRST.get((precision, kernel_name), ()) + space
+        space = tuple(entry for entry in space if entry[1] >= MIN_BLOCK_K)
     # tf32x3 loads each operand tile as its two TF32 planes (split once, when stored).
     planes = 2 if precision == "tf32x3" and dtype_name == "float32" else 1
     loads = 2 * planes * PRODUCT_LOOPS[kernel_name]

@@ -209,3 +209,23 @@ def test_table_and_command(all_rows, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "lyapunov_backward" in printed and "spill B" in printed
     assert out.exists()
+
+
+def test_no_candidate_is_narrower_in_k_than_the_installed_triton_compiles():
+    """Triton 3.6 (the GPU image) asserts K >= 16 in every `tl.dot`, 3.9 takes K = 8 for 32-bit
+    operands: `spaces.MIN_BLOCK_K` must be what the installed NVIDIA backend says, and no
+    candidate on any GPU may go below it (a default that does not compile fails the launch)."""
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.backends.nvidia.compiler import min_dot_size
+
+    operand = tl.block_type(tl.float32, [64, 64])
+    for capability in (80, 90):
+        assert min_dot_size(GPUTarget("cuda", capability, 32))(operand, operand)[2] == tiled_space.MIN_BLOCK_K
+    for dtype_name, kernels in (("float32", tiled_space.TF32X3_SPACE), ("float64", tiled_space.GPU_SPACE["float64"])):
+        for kernel_name in kernels:
+            for precision in tiled.PRECISIONS if dtype_name == "float32" else ("ieee",):
+                for n in (130, 4096):
+                    for config in tiled_space.candidate_configs(kernel_name, n, dtype_name, precision,
+                                                                shared_memory=tiled_space.SM90_SHARED_MEMORY):
+                        assert config["BLOCK_K"] >= tiled_space.MIN_BLOCK_K, (kernel_name, precision, n, config)
