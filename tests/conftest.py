@@ -34,6 +34,10 @@ def pytest_collection_finish(session):
     compiling = [item for item in session.items if item.get_closest_marker("slow_compile")]
     if session.config.option.collectonly:
         return
+    if compiling:
+        # One torch thread for the tests meanwhile: on 2 cores a second intra-op thread takes
+        # the core the low-priority compiles would have had, for little speed on small matrices.
+        torch.set_num_threads(1)
     for module in {item.module for item in compiling}:
         start = getattr(module, "start_compiles_in_background", None)
         if start is not None:

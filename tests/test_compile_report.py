@@ -32,6 +32,10 @@ ARCHS = ("sm_80", "sm_90")
 
 
 def _compile_all(jobs=None) -> list:
+    # Without line tables (ptxas -lineinfo, the PTX's .loc lines): about 15% less compile time,
+    # the same registers, spills and shared memory (compared on 12 chained-kernel configs, sm_80
+    # and sm_90); the compile child and its workers inherit it. `tritonsqrt compile-report` keeps them.
+    os.environ["TRITON_DISABLE_LINE_INFO"] = "1"
     both = ",".join(ARCHS)
     fused = compile_report.report(both, FUSED_SIZES, ("float32",), modules=FUSED, jobs=jobs)
     large = compile_report.report(both, TILED_SIZES, ("float32", "float64"), modules=("tiled",), jobs=jobs)
