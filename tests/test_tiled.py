@@ -257,6 +257,36 @@ def test_both_roots_and_both_gradients_with_32_wide_tiles(monkeypatch):
                 torch_path.roots_backward(plan, ref[2], g_sqrt, g_inv)) <= 1e-5
 
 
+def _gpu_first_tilings() -> list[tuple]:
+    """(BLOCK, BLOCK_K, GROUP, programs a tile) of the first GPU entry of each chained kernel, at
+    every precision, n aligned or not, on any Triton: what a cold cache launches on a GPU."""
+    tilings = set()
+    for kernel_name in ("newton_schulz_chained", "lyapunov_chained"):
+        for precision in tiled.PRECISIONS:
+            space = tiled_space.gpu_space(kernel_name, "float32", precision)
+            for entry in tiled_space.ALIGNED_FIRST.get((precision, kernel_name), ()) + space[:1]:
+                tilings.add((entry[0], entry[1], entry[2], entry[5] if len(entry) > 5 else 1))
+    return sorted(tilings)
+
+
+@pytest.mark.parametrize("tiling", _gpu_first_tilings())
+def test_the_gpu_default_tilings_compute_the_torch_path(monkeypatch, tiling):
+    """The interpreter's own space is wide (64 x 64 K steps); the GPU defaults take K steps of 8,
+    16 or 32 and split programs. Every such tiling, forced on every tiled kernel, gives both roots
+    and both gradients of the torch path (ieee, where the tiling is the only difference)."""
+    block, block_k, group, split = tiling
+    monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((block, block_k, group, 1, 1, split),))
+    n = 80  # a multiple of 16 (the aligned entries' n) with a ragged second tile row
+    a = spd_with_condition(2, n, 10.0, seed=11)
+    g_sqrt, g_inv = random_symmetric(2, n, seed=12), random_symmetric(2, n, seed=13)
+    plan = _plan("scaled_ns", n)
+    ours = tiled_path.roots_forward(a, plan, True, True, True)
+    ref = torch_path.roots_forward(a, plan, True, True, True)
+    assert _rel(ours[0], ref[0]) <= 1e-5 and _rel(ours[1], ref[1]) <= 1e-5
+    assert _rel(tiled_path.roots_backward(plan, ref[2], g_sqrt, g_inv),
+                torch_path.roots_backward(plan, ref[2], g_sqrt, g_inv)) <= 1e-5
+
+
 def test_half_precision_strided_input_with_eps():
     n = 70
     # float16, not bfloat16: the interpreter truncates float32 -> bfloat16 casts (a GPU rounds to
