@@ -35,9 +35,11 @@ def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
     if compiling:
-        # One torch thread for the tests meanwhile: on 2 cores a second intra-op thread takes
-        # the core the low-priority compiles would have had, for little speed on small matrices.
+        # One torch thread for the tests meanwhile, in this process and in the ones tests start
+        # (the warmup and CLI runs): on 2 cores a second intra-op thread takes the core the
+        # low-priority compiles would have had, for little speed on small matrices.
         torch.set_num_threads(1)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     for module in {item.module for item in compiling}:
         start = getattr(module, "start_compiles_in_background", None)
         if start is not None:

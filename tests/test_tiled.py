@@ -277,8 +277,8 @@ def test_the_gpu_default_tilings_compute_the_torch_path(monkeypatch, tiling):
     block, block_k, group, split = tiling
     monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((block, block_k, group, 1, 1, split),))
     n = 80  # a multiple of 16 (the aligned entries' n) with a ragged second tile row
-    a = spd_with_condition(2, n, 10.0, seed=11)
-    g_sqrt, g_inv = random_symmetric(2, n, seed=12), random_symmetric(2, n, seed=13)
+    a = spd_with_condition(1, n, 10.0, seed=11)
+    g_sqrt, g_inv = random_symmetric(1, n, seed=12), random_symmetric(1, n, seed=13)
     plan = _plan("scaled_ns", n)
     ours = tiled_path.roots_forward(a, plan, True, True, True)
     ref = torch_path.roots_forward(a, plan, True, True, True)
