@@ -244,17 +244,22 @@ def test_split_last_newton_schulz_step_is_the_unsplit_one_bit_for_bit(monkeypatc
     assert torch.equal(inv_split, inv_split.mT)
 
 
-def test_both_roots_and_both_gradients_with_32_wide_tiles(monkeypatch):
-    monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((32, 32, 1, 1, 1),))
-    n = 65
-    a = spd_with_condition(2, n, 10.0, seed=3)
-    g_sqrt, g_inv = random_symmetric(2, n, seed=4), random_symmetric(2, n, seed=5)
+def _assert_roots_and_gradients_are_the_torch_paths(batch: int, n: int, seed: int):
+    """Both roots and both gradients of scaled_ns through the tiled kernels, within 1e-5 of the
+    torch path (kappa 10, float32, ieee)."""
+    a = spd_with_condition(batch, n, 10.0, seed=seed)
+    g_sqrt, g_inv = random_symmetric(batch, n, seed=seed + 1), random_symmetric(batch, n, seed=seed + 2)
     plan = _plan("scaled_ns", n)
     ours = tiled_path.roots_forward(a, plan, True, True, True)
     ref = torch_path.roots_forward(a, plan, True, True, True)
     assert _rel(ours[0], ref[0]) <= 1e-5 and _rel(ours[1], ref[1]) <= 1e-5
     assert _rel(tiled_path.roots_backward(plan, ref[2], g_sqrt, g_inv),
                 torch_path.roots_backward(plan, ref[2], g_sqrt, g_inv)) <= 1e-5
+
+
+def test_both_roots_and_both_gradients_with_32_wide_tiles(monkeypatch):
+    monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((32, 32, 1, 1, 1),))
+    _assert_roots_and_gradients_are_the_torch_paths(2, 65, seed=3)
 
 
 def _gpu_first_tilings() -> list[tuple]:
@@ -276,15 +281,8 @@ def test_the_gpu_default_tilings_compute_the_torch_path(monkeypatch, tiling):
     and both gradients of the torch path (ieee, where the tiling is the only difference)."""
     block, block_k, group, split = tiling
     monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((block, block_k, group, 1, 1, split),))
-    n = 80  # a multiple of 16 (the aligned entries' n) with a ragged second tile row
-    a = spd_with_condition(1, n, 10.0, seed=11)
-    g_sqrt, g_inv = random_symmetric(1, n, seed=12), random_symmetric(1, n, seed=13)
-    plan = _plan("scaled_ns", n)
-    ours = tiled_path.roots_forward(a, plan, True, True, True)
-    ref = torch_path.roots_forward(a, plan, True, True, True)
-    assert _rel(ours[0], ref[0]) <= 1e-5 and _rel(ours[1], ref[1]) <= 1e-5
-    assert _rel(tiled_path.roots_backward(plan, ref[2], g_sqrt, g_inv),
-                torch_path.roots_backward(plan, ref[2], g_sqrt, g_inv)) <= 1e-5
+    # n = 80: a multiple of 16 (the aligned entries' n) with a ragged second tile row
+    _assert_roots_and_gradients_are_the_torch_paths(1, 80, seed=11)
 
 
 def test_half_precision_strided_input_with_eps():
