@@ -143,7 +143,7 @@ def _newton_schulz_chained_kernel(
     UPDATE_Y: tl.constexpr, UPDATE_Z: tl.constexpr, UNSCALE: tl.constexpr,
     STORE_Y: tl.constexpr, SAVE_Y: tl.constexpr, STORE_Z: tl.constexpr, SAVE_Z: tl.constexpr,
     BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
-    SPLIT_PROGRAMS: tl.constexpr,
+    SPLIT_PROGRAMS: tl.constexpr, TMA: tl.constexpr,
 ):
     """Coupled Newton–Schulz steps first_step .. first_step + steps - 1 (none the first of the
     iteration: `tiled._newton_schulz_step_kernel`), each with its product M = Z Y
@@ -178,7 +178,7 @@ def _newton_schulz_chained_kernel(
         rows = tile_indices(tile_row, BLOCK)
         cols = tile_indices(tile_col, BLOCK)
         acc = product_tile(tl.zeros((BLOCK, BLOCK), dtype=norm_ptr.dtype.element_ty), z_read + base, y_read + base,
-                           rows, cols, n, plane, BLOCK_K, PRECISION)
+                           rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
         store_split(m_ptr + base, acc, rows, cols, n, plane, False, PRECISION == "tf32x3")
         _signal(produced_ptr)
     else:
@@ -190,7 +190,7 @@ def _newton_schulz_chained_kernel(
         newton_schulz_tile(y_read, z_read, m_ptr, y_written, y_saved_ptr, z_written, z_saved_ptr, steps_ptr,
                            first_step + step, norm_ptr, norm_ptr, 1, n, matrix, tile_row, tile_col,
                            local % SPLIT_PROGRAMS, plane, False, UPDATE_Y, UPDATE_Z, UNSCALE, STORE_Y, SAVE_Y,
-                           STORE_Z, SAVE_Z, 1, BLOCK, BLOCK_K, PRECISION, False, SPLIT_PROGRAMS)
+                           STORE_Z, SAVE_Z, 1, BLOCK, BLOCK_K, PRECISION, False, SPLIT_PROGRAMS, TMA)
         _finish_step(produced_ptr, consumed_ptr, step, steps, consumers)
 
 
@@ -200,7 +200,7 @@ def _lyapunov_chained_kernel(
     steps_ptr, first_step, steps, counters_ptr, n,
     UPDATE_B: tl.constexpr, LAST: tl.constexpr,
     BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, GROUP: tl.constexpr, PRECISION: tl.constexpr,
-    SPLIT_PROGRAMS: tl.constexpr,
+    SPLIT_PROGRAMS: tl.constexpr, TMA: tl.constexpr,
 ):
     """Lyapunov sign steps first_step .. first_step + steps - 1: each B^2 and B C - C B
     (`tiled._lyapunov_products_kernel`), then C' and B' (`tiled._lyapunov_update_kernel`), in one launch.
@@ -226,7 +226,7 @@ def _lyapunov_chained_kernel(
         lyapunov_products_tile(_read(b_ptr, b_out_ptr, b_spare_ptr, step, steps),
                                _read(c_ptr, c_out_ptr, c_spare_ptr, step, steps), b_sq_ptr, commutator_ptr, n,
                                matrix, tile_row, tile_col, local % SPLIT_PROGRAMS, plane, BLOCK, BLOCK_K, PRECISION,
-                               SPLIT_PROGRAMS)
+                               SPLIT_PROGRAMS, TMA)
         _signal(produced_ptr)
     else:
         local -= producers
@@ -235,12 +235,12 @@ def _lyapunov_chained_kernel(
         if LAST:  # steps = 1: the gradient is written, no iterate
             lyapunov_update_tile(b_ptr, c_ptr, b_sq_ptr, commutator_ptr, b_out_ptr, c_out_ptr, steps_ptr,
                                  first_step + step, n, matrix, tile_row, tile_col, local % SPLIT_PROGRAMS, plane,
-                                 UPDATE_B, LAST, BLOCK, BLOCK_K, PRECISION, SPLIT_PROGRAMS)
+                                 UPDATE_B, LAST, BLOCK, BLOCK_K, PRECISION, SPLIT_PROGRAMS, TMA)
         else:
             lyapunov_update_tile(_read(b_ptr, b_out_ptr, b_spare_ptr, step, steps),
                                  _read(c_ptr, c_out_ptr, c_spare_ptr, step, steps), b_sq_ptr, commutator_ptr,
                                  _written(b_out_ptr, b_spare_ptr, step, steps),
                                  _written(c_out_ptr, c_spare_ptr, step, steps), steps_ptr, first_step + step, n,
                                  matrix, tile_row, tile_col, local % SPLIT_PROGRAMS, plane, UPDATE_B, LAST, BLOCK,
-                                 BLOCK_K, PRECISION, SPLIT_PROGRAMS)
+                                 BLOCK_K, PRECISION, SPLIT_PROGRAMS, TMA)
         _finish_step(produced_ptr, consumed_ptr, step, steps, consumers)

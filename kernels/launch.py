@@ -8,6 +8,9 @@ once, then calls `tuned_launch`: the cache (memory, the user's file, the shipped
 
 from __future__ import annotations
 
+import contextlib
+
+import torch
 import triton
 
 from tritonsqrt.tuning import cache as tuning
@@ -62,3 +65,28 @@ def tuned_launch(name: str, kernel, key: dict, candidates: list, run, device) ->
     run(config): launches once, repeatable (reads its inputs, writes only outputs and scratch).
     """
     run(tuning.select_config(name, source_hash(name, kernel), key, candidates, run, device=device))
+
+
+def _scratch(size: int, alignment: int, stream) -> torch.Tensor:
+    # Triton asks per launch, on the launch's stream; under CUDA-graph capture torch serves it from
+    # the graph's pool, so a replay finds the same address.
+    return torch.empty(size, dtype=torch.int8, device="cuda")
+
+
+@contextlib.contextmanager
+def descriptor_scratch():
+    """Global scratch for the tensor descriptors a kernel makes itself (`tile_blocks._descriptor`):
+    Triton takes it from the allocator of `triton.set_allocator`. An allocator the caller has set
+    is used; otherwise one backed by torch is set for this launch only (Triton keeps it in a context
+    variable, reset afterwards), so the process's own setting is left as it was."""
+    from triton.runtime import _allocation
+
+    current = _allocation._allocator
+    if not isinstance(current.get(), _allocation.NullAllocator):
+        yield
+        return
+    token = current.set(_scratch)
+    try:
+        yield
+    finally:
+        current.reset(token)

@@ -5,7 +5,10 @@ Triton wheel ships (`triton/backends/nvidia/bin`); no GPU and no CUDA install ar
 
 Loops are found from the control flow: a branch whose target is at or before its own address
 closes a loop spanning [target, branch]. Loops nest by address range (the compiler lays a
-loop body out contiguously). A loop's own mix counts the instructions in its range that are
+loop body out contiguously). Except a detour (`detours`): ptxas moves the retry of a wait
+(an mbarrier try-wait that a TMA load or a wgmma pipeline arms) out of line, after the
+kernel's exit, and jumps back from it to just after where it left; that jump spans most of
+the kernel but closes no loop, and the retry loop inside it is a wait, not work. A loop's own mix counts the instructions in its range that are
 not inside a nested loop; `weighted_mix` multiplies each nested loop by a trip count.
 ptxas may unroll a loop (an FMA loop of unknown trip count becomes a 4x body plus a
 remainder); the counts are of the code as compiled, unrolled or not.
@@ -21,7 +24,7 @@ import subprocess
 import tempfile
 
 # "/*0a50*/   @!P0 HGMMA.64x16x8.F32.TF32 R24, gdesc[UR4], R24 ;": address, predicate, opcode, operands
-_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Za-z0-9_.]*)([^;]*);")
+_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Za-z0-9_.]*)([^;]*);")
 _TARGET = re.compile(r"0x([0-9a-f]+)")
 _HGMMA_SHAPE = re.compile(r"HGMMA\.(\d+x\d+x\d+)")
 _HMMA_SHAPE = re.compile(r"HMMA\.(16)(8)(\d+)")  # HMMA.1688: m16 n8 k8; HMMA.16816: m16 n8 k16
@@ -32,6 +35,17 @@ class Instruction:
     address: int
     opcode: str  # with its modifiers, e.g. "LDS.128", "HGMMA.64x16x8.F32.TF32"
     operands: str
+    guarded: bool = False  # under a predicate (@P0, @!P1; @PT is always true)
+
+    def branch_target(self) -> int | None:
+        if self.opcode.split(".")[0] not in ("BRA", "JMP"):
+            return None
+        target = _TARGET.search(self.operands)
+        return int(target.group(1), 16) if target else None
+
+    def ends_flow(self) -> bool:
+        """No fall-through past it: an unguarded jump or exit."""
+        return not self.guarded and self.opcode.split(".")[0] in ("BRA", "JMP", "EXIT")
 
 
 @dataclasses.dataclass
@@ -64,17 +78,41 @@ def disassemble(cubin: bytes) -> str:
 
 
 def parse(sass: str) -> list[Instruction]:
-    return [Instruction(int(m.group(1), 16), m.group(2), m.group(3).strip()) for m in _LINE.finditer(sass)]
+    return [Instruction(int(m.group(1), 16), m.group(3), m.group(4).strip(),
+                        bool(m.group(2)) and m.group(2).strip() not in ("@PT", "@UPT"))
+            for m in _LINE.finditer(sass)]
+
+
+def detours(instructions: list[Instruction]) -> list[tuple[int, int]]:
+    """(first, last) addresses of each out-of-line detour: a block no instruction falls into
+    (the one before it jumps or exits unconditionally), entered only by branches from before
+    the address it returns to, and left by an unconditional jump back to that address."""
+    spans = []
+    branches = [(ins.address, ins.branch_target()) for ins in instructions if ins.branch_target() is not None]
+    first = 0
+    for i, ins in enumerate(instructions):
+        if i > 0 and instructions[i - 1].ends_flow():
+            first = i  # a block that nothing falls into starts here
+        back = ins.branch_target()
+        if back is None or ins.guarded or back >= instructions[first].address:
+            continue
+        start, end = instructions[first].address, ins.address
+        entries = [source for source, target in branches if start <= target <= end and not start <= source <= end]
+        if entries and first > 0 and instructions[first - 1].ends_flow() and all(source < back for source in entries):
+            spans.append((start, end))
+    return spans
 
 
 def find_loops(instructions: list[Instruction]) -> list[Loop]:
-    """Top-level loops (each with its nested `children`), in address order."""
+    """Top-level loops (each with its nested `children`), in address order; none in a detour."""
     flat = []
+    skipped = detours(instructions)
     for ins in instructions:
-        if ins.opcode.split(".")[0] in ("BRA", "JMP"):
-            target = _TARGET.search(ins.operands)
-            if target and int(target.group(1), 16) < ins.address:  # not the BRA-to-self after EXIT
-                flat.append(Loop(int(target.group(1), 16), ins.address))
+        target = ins.branch_target()
+        if any(start <= ins.address <= end for start, end in skipped):
+            continue
+        if target is not None and target < ins.address:  # not the BRA-to-self after EXIT
+            flat.append(Loop(target, ins.address))
     # Outer loops first (earlier start, later end), so each loop is placed under its innermost parent.
     flat.sort(key=lambda loop: (loop.start, -loop.end))
     roots: list[Loop] = []

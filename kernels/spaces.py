@@ -93,6 +93,26 @@ ALIGNED_FIRST = {
     ("tf32x3", "newton_schulz_chained"): ((64, 32, 8, 4, 2, 2),),
     ("tf32x3", "lyapunov_chained"): ((64, 32, 8, 4, 2, 2),),
 }
+# TMA (sm_90, issue #13 item 2): entries whose product loops load their operand tiles through
+# tensor descriptors made in the kernel (`tile_blocks._descriptor`: the chained kernels pick their
+# matrices per step by pointer, so a descriptor made on the host could not follow), a seventh
+# entry 1. Offered on sm_90 where n is a multiple of 16 (TMA wants 16-byte aligned rows and bases;
+# such n also have their own tuning key). No address tiles or masks in the loop: fewer instructions
+# and registers. Modeled H100 cycles per 64x64 product, n = 1024 (docs/large-and-tuning.md, "TMA"):
+# tf32 Newton–Schulz 6560 -> 4432, Lyapunov 8896 -> 6848 (issue-bound before, so first); tf32x3
+# stays tensor-bound at 13296 either way (issue 7936 -> 7040), so its TMA entries come last, for
+# the tuner to time on the GPU; ieee (FFMA from shared memory) gains nothing and takes none.
+# Lyapunov tf32 takes BLOCK_K 32 with TMA (138 registers; 6848 -> 4432 cycles, tensor-bound).
+TMA_FIRST = {
+    ("tf32", "newton_schulz_chained"): ((64, 32, 8, 4, 2, 2, 1),),
+    ("tf32", "lyapunov_chained"): ((64, 32, 8, 4, 2, 2, 1),),
+}
+# On Triton 3.6 the tf32x3 ones spill 16-56 bytes at 255 registers (BLOCK_K 16 or 32), as its
+# pointer entries there do (docs/compile-report.md): offered from 3.9 on, where they fit.
+TMA_LAST = {
+    ("tf32x3", "newton_schulz_chained"): ((64, 32, 8, 4, 2, 2, 1),),
+    ("tf32x3", "lyapunov_chained"): ((64, 32, 8, 4, 2, 2, 1),),
+} if version_tuple(triton.__version__) >= (3, 9) else {}
 # The narrowest K a `tl.dot` of 32-bit operands takes on the installed Triton (its NVIDIA backend's
 # `min_dot_size`): 8 from 3.9 on, 16 before (3.6, the GPU image, asserts K >= 16 at compile time).
 MIN_BLOCK_K = 8 if version_tuple(triton.__version__) >= (3, 9) else 16
@@ -121,22 +141,26 @@ SM90_SHARED_MEMORY = 232448
 
 
 def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str = "ieee", interpreter: bool = False,
-                      shared_memory: int = SM80_SHARED_MEMORY) -> list[dict]:
-    """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits."""
+                      shared_memory: int = SM80_SHARED_MEMORY, tma: bool = False) -> list[dict]:
+    """The configs a tuned kernel may launch with at size n and dot precision, pruned to what fits.
+    tma: the device takes the TMA entries (`offers_tma`)."""
     if interpreter:
         space = INTERPRETER_SPACE
     else:
         space = gpu_space(kernel_name, dtype_name, precision)
         if n % 16 == 0 and dtype_name == "float32":
             space = ALIGNED_FIRST.get((precision, kernel_name), ()) + space
+            if tma:
+                space = TMA_FIRST.get((precision, kernel_name), ()) + space + TMA_LAST.get((precision, kernel_name), ())
         space = tuple(entry for entry in space if entry[1] >= MIN_BLOCK_K)
     # tf32x3 loads each operand tile as its two TF32 planes (split once, when stored).
     planes = 2 if precision == "tf32x3" and dtype_name == "float32" else 1
     loads = 2 * planes * PRODUCT_LOOPS[kernel_name]
     configs = [dict(config) for config in _pruned(tuple(space), loads, triton.next_power_of_2(n),
                                                   8 if dtype_name == "float64" else 4, interpreter, shared_memory)]
-    if kernel_name not in SPLIT_SPACES:
-        configs = [dict(config, SPLIT_PROGRAMS=1) for config in configs]
+    if kernel_name not in SPLIT_SPACES:  # nor TMA: only the chained kernels load through descriptors
+        configs = [{key: value for key, value in dict(config, SPLIT_PROGRAMS=1).items() if key != "TMA"}
+                   for config in configs]
         configs = [config for i, config in enumerate(configs) if config not in configs[:i]]
     return configs
 
@@ -156,20 +180,22 @@ def _pruned(space: tuple, loads: int, n_pow2: int, element: int, interpreter: bo
     # No tile wider than the matrix needs, but always the narrowest entries.
     largest_block = max(n_pow2, min(entry[0] for entry in space))
     configs = []
-    for block, block_k, group, warps, stages, *split in space:
+    for block, block_k, group, warps, stages, *rest in space:
+        split, tma = (rest[0] if rest else 1), (rest[1] if len(rest) > 1 else 0)
         if block > largest_block:
             continue
         if not interpreter:
             # Pipelined operand tiles (a split program runs its share of the loops), plus one
             # output tile of scratch for the mirrored store.
-            program_loads = loads // (split[0] if split else 1)
+            program_loads = loads // split
             needed = lambda s: (s * program_loads * block * block_k + block * block) * element  # noqa: E731
             while stages > 2 and needed(stages) > shared_memory:
                 stages -= 1
             if needed(stages) > shared_memory:
                 continue
+        # TMA only where set: configs cached before it existed stay valid
         configs.append((("BLOCK", block), ("BLOCK_K", block_k), ("GROUP", group), ("num_warps", warps),
-                        ("num_stages", stages), ("SPLIT_PROGRAMS", split[0] if split else 1)))
+                        ("num_stages", stages), ("SPLIT_PROGRAMS", split)) + ((("TMA", True),) if tma else ()))
     return tuple(configs)
 
 
@@ -283,6 +309,16 @@ def tensor_core_archs(table: dict, n: int, dtype_name: str, precision: str) -> t
     if dtype_name != "float32" or precision not in TENSOR_CORE_PRECISIONS or not 16 < n <= FUSED_MAX_N:
         return ()
     return table.get(triton.next_power_of_2(n), ())
+
+
+# Whether the installed Triton makes tensor descriptors in a kernel (3.4 and later, 3.6 included).
+DEVICE_DESCRIPTORS = hasattr(triton.language, "make_tensor_descriptor")
+
+
+def offers_tma(device: torch.device) -> bool:
+    """Whether the TMA entries (`TMA_FIRST`, `TMA_LAST`) are offered on this device: sm_90, the one
+    arch they were compiled and checked for, with a Triton that makes descriptors in the kernel."""
+    return DEVICE_DESCRIPTORS and arch_name(device) == "sm_90"
 
 
 def arch_name(device: torch.device) -> str | None:

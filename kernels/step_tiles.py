@@ -24,7 +24,7 @@ def newton_schulz_tile(
     FIRST: tl.constexpr, UPDATE_Y: tl.constexpr, UPDATE_Z: tl.constexpr, UNSCALE: tl.constexpr,
     STORE_Y: tl.constexpr, SAVE_Y: tl.constexpr, STORE_Z: tl.constexpr, SAVE_Z: tl.constexpr,
     PARTIALS: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
-    TRACE_NORM: tl.constexpr, SPLIT_PROGRAMS: tl.constexpr,
+    TRACE_NORM: tl.constexpr, SPLIT_PROGRAMS: tl.constexpr, TMA: tl.constexpr = False,
 ):
     """Tile (tile_row, tile_col) of matrix `matrix` of one Newton–Schulz update, as program `role`
     (0 or 1) of the tile: the work of `tiled._newton_schulz_step_kernel`'s programs and of `chained.py`'s.
@@ -46,7 +46,7 @@ def newton_schulz_tile(
                 scale = tl.where(first_role, root_norm, inverse_root)
                 scaled = first_role | (norm != 0)
             acc = symmetric_part_tile(tl.zeros((BLOCK, BLOCK), dtype=norm_ptr.dtype.element_ty), left, right, rows,
-                                      cols, tile_row == tile_col, n, plane, BLOCK_K, PRECISION)
+                                      cols, tile_row == tile_col, n, plane, BLOCK_K, PRECISION, TMA)
             new = tl.load(steps_ptr + 2 * step) * load_block(previous, rows, cols, n) + \
                 tl.load(steps_ptr + 2 * step + 1) * acc
             if UNSCALE:  # the last step: the roots, each where its flags want it
@@ -83,14 +83,14 @@ def newton_schulz_tile(
         diagonal_tile = tile_row == tile_col
         if UPDATE_Y:
             if FIRST:  # W W: W is exactly symmetric, so a mirror tile sums the same products
-                acc_y = product_tile(zeros, y_ptr, m_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+                acc_y = product_tile(zeros, y_ptr, m_ptr, rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
             else:  # Y M = Y Z Y, averaged with its mirror (`symmetric_part_tile`: one triangle is not enough)
                 acc_y = symmetric_part_tile(zeros, y_ptr, m_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K,
-                                            PRECISION)
+                                            PRECISION, TMA)
         if UPDATE_Z and not FIRST:
             # T Z = a Z + b M Z, in this order: Z M = Z Z Y equals it only in exact arithmetic,
             # and that form loses the coupled iteration's stability (7.7e-3 after 12 steps).
-            acc_z = symmetric_part_tile(zeros, m_ptr, z_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K, PRECISION)
+            acc_z = symmetric_part_tile(zeros, m_ptr, z_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K, PRECISION, TMA)
 
         # Y' is stored before Z' is formed, so that few tiles are live at once.
         if UPDATE_Y:
@@ -120,6 +120,7 @@ def newton_schulz_tile(
 def lyapunov_products_tile(
     b_ptr, c_ptr, b_sq_ptr, commutator_ptr, n, matrix, tile_row, tile_col, role, plane,
     BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, SPLIT_PROGRAMS: tl.constexpr,
+    TMA: tl.constexpr = False,
 ):
     """Tile (tile_row, tile_col) of matrix `matrix` of B^2 and B C - C B, as program `role` of the
     tile: the work of `tiled._lyapunov_products_kernel`'s programs and of `chained.py`'s. plane: `operand_plane`."""
@@ -133,21 +134,21 @@ def lyapunov_products_tile(
         if SPLIT_PROGRAMS == 2:
             # B C (then its mirror) or B B, the right operand chosen per program.
             acc = product_tile(zeros, b_ptr + base, tl.where(forms_commutator, c_ptr, b_ptr) + base, rows, cols, n,
-                               plane, BLOCK_K, PRECISION)
+                               plane, BLOCK_K, PRECISION, TMA)
         else:
-            acc = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
+            acc = product_tile(zeros, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
         if forms_commutator:
             if tile_row == tile_col:  # its own mirror: B C - (B C)^T, exactly antisymmetric
                 acc = acc - tl.trans(acc)
             else:  # - (-(B C) + C B), the subtraction as exact negations of the accumulator
                 acc = -mirror_product_tile(-acc, b_ptr + base, c_ptr + base, rows, cols, n, plane, BLOCK_K,
-                                           PRECISION)
+                                           PRECISION, TMA)
             store_split(commutator_ptr + base, acc, rows, cols, n, plane, False, PRECISION == "tf32x3", True)
         if SPLIT_PROGRAMS == 2:
             if not forms_commutator:
                 store_split(b_sq_ptr + base, acc, rows, cols, n, plane, True, PRECISION == "tf32x3")
         else:
-            b_sq = product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
+            b_sq = product_tile(zeros, b_ptr + base, b_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
             store_split(b_sq_ptr + base, b_sq, rows, cols, n, plane, True, PRECISION == "tf32x3")
 
 
@@ -155,7 +156,7 @@ def lyapunov_products_tile(
 def lyapunov_update_tile(
     b_ptr, c_ptr, b_sq_ptr, commutator_ptr, b_out_ptr, c_out_ptr, steps_ptr, step, n, matrix, tile_row, tile_col,
     role, plane, UPDATE_B: tl.constexpr, LAST: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr,
-    PRECISION: tl.constexpr, SPLIT_PROGRAMS: tl.constexpr,
+    PRECISION: tl.constexpr, SPLIT_PROGRAMS: tl.constexpr, TMA: tl.constexpr = False,
 ):
     """Tile (tile_row, tile_col) of matrix `matrix` of C' (and B'), as program `role` of the tile:
     the work of `tiled._lyapunov_update_kernel`'s programs and of `chained.py`'s. plane: `operand_plane`."""
@@ -169,9 +170,9 @@ def lyapunov_update_tile(
             # B D or B B^2: one loop, the right operand chosen per program; C' adds C B^2.
             acc = product_tile(tl.zeros((BLOCK, BLOCK), dtype=compute_dtype), b_ptr + base,
                                tl.where(forms_c, commutator_ptr, b_sq_ptr) + base, rows, cols, n, plane, BLOCK_K,
-                               PRECISION)
+                               PRECISION, TMA)
             if forms_c:
-                acc = product_tile(acc, c_ptr + base, b_sq_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION)
+                acc = product_tile(acc, c_ptr + base, b_sq_ptr + base, rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
             previous = tl.where(forms_c, c_ptr, b_ptr) + base
             new = tl.load(steps_ptr + 2 * step) * load_block(previous, rows, cols, n) + \
                 tl.load(steps_ptr + 2 * step + 1) * acc
@@ -188,11 +189,11 @@ def lyapunov_update_tile(
         b = tl.load(steps_ptr + 2 * step + 1)
         zeros = tl.zeros((BLOCK, BLOCK), dtype=compute_dtype)
         # All products before any epilogue work (see `newton_schulz_tile`).
-        acc_c = product_tile(zeros, b_ptr, commutator_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
-        acc_c = product_tile(acc_c, c_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+        acc_c = product_tile(zeros, b_ptr, commutator_ptr, rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
+        acc_c = product_tile(acc_c, c_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
         acc_b = zeros
         if UPDATE_B:
-            acc_b = product_tile(zeros, b_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+            acc_b = product_tile(zeros, b_ptr, b_sq_ptr, rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
         c_new = a * load_block(c_ptr, rows, cols, n) + b * acc_c
         if LAST:  # the gradient: no product reads it
             store_symmetric(c_out_ptr + base, 0.5 * c_new, rows, cols, n)

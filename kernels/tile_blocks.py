@@ -74,7 +74,62 @@ def _presplit_dot(acc, x_ptr, y_ptr, x_offsets, y_offsets, in_k, plane):
 
 
 @triton.jit
-def product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def _descriptor(base, n, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
+    """A TMA descriptor of the n x n row-major matrix at base, loading BLOCK_ROWS x BLOCK_COLS
+    blocks, zero outside the matrix (so no masks, no wrapped rows). Made in the kernel, as the
+    chained kernels pick their matrices per step by pointer (16-byte aligned base and rows:
+    `descriptor_loads_fit`)."""
+    return tl.make_tensor_descriptor(base, shape=[n, n], strides=[n, 1], block_shape=[BLOCK_ROWS, BLOCK_COLS])
+
+
+@triton.jit
+def _product_tile_tma(acc, x_ptr, y_ptr, row_start, col_start, n, plane, BLOCK_K: tl.constexpr,
+                      PRECISION: tl.constexpr):
+    """`product_tile` with its operand tiles brought to shared memory by the TMA unit (sm_90)."""
+    BLOCK: tl.constexpr = acc.shape[0]
+    if PRECISION == "tf32x3":
+        x_high = _descriptor(x_ptr + plane, n, BLOCK, BLOCK_K)
+        x_low = _descriptor(x_ptr + 2 * plane, n, BLOCK, BLOCK_K)
+        y_high = _descriptor(y_ptr + plane, n, BLOCK_K, BLOCK)
+        y_low = _descriptor(y_ptr + 2 * plane, n, BLOCK_K, BLOCK)
+        for k_start in range(0, n, BLOCK_K):
+            acc = split_dot_into(x_high.load([row_start, k_start]), x_low.load([row_start, k_start]),
+                                 y_high.load([k_start, col_start]), y_low.load([k_start, col_start]), acc, "tf32x3")
+    else:
+        x_tiles = _descriptor(x_ptr, n, BLOCK, BLOCK_K)
+        y_tiles = _descriptor(y_ptr, n, BLOCK_K, BLOCK)
+        for k_start in range(0, n, BLOCK_K):
+            acc = tl.dot(x_tiles.load([row_start, k_start]), y_tiles.load([k_start, col_start]), acc,
+                         input_precision=PRECISION, out_dtype=acc.dtype)
+    return acc
+
+
+@triton.jit
+def _mirror_product_tile_tma(acc, x_ptr, y_ptr, row_start, col_start, n, plane, BLOCK_K: tl.constexpr,
+                             PRECISION: tl.constexpr):
+    """`mirror_product_tile` with TMA loads: Y[k, rows] and X[cols, k] blocks, transposed in shared memory."""
+    BLOCK: tl.constexpr = acc.shape[0]
+    if PRECISION == "tf32x3":
+        y_high = _descriptor(y_ptr + plane, n, BLOCK_K, BLOCK)
+        y_low = _descriptor(y_ptr + 2 * plane, n, BLOCK_K, BLOCK)
+        x_high = _descriptor(x_ptr + plane, n, BLOCK, BLOCK_K)
+        x_low = _descriptor(x_ptr + 2 * plane, n, BLOCK, BLOCK_K)
+        for k_start in range(0, n, BLOCK_K):
+            acc = split_dot_into(tl.trans(y_high.load([k_start, row_start])), tl.trans(y_low.load([k_start, row_start])),
+                                 tl.trans(x_high.load([col_start, k_start])), tl.trans(x_low.load([col_start, k_start])),
+                                 acc, "tf32x3")
+    else:
+        y_tiles = _descriptor(y_ptr, n, BLOCK_K, BLOCK)
+        x_tiles = _descriptor(x_ptr, n, BLOCK, BLOCK_K)
+        for k_start in range(0, n, BLOCK_K):
+            acc = tl.dot(tl.trans(y_tiles.load([k_start, row_start])), tl.trans(x_tiles.load([col_start, k_start])),
+                         acc, input_precision=PRECISION, out_dtype=acc.dtype)
+    return acc
+
+
+@triton.jit
+def product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                 TMA: tl.constexpr = False):
     """acc + X[rows, :] @ Y[:, cols] for n x n row-major X and Y (pointers at the matrix).
 
     tf32x3 reads X and Y split (`store_split`: high and low planes `plane` and 2 `plane`
@@ -83,6 +138,17 @@ def product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr,
     the other rather than one loop with two accumulators: the shared operand is read twice
     (from L2), but each loop keeps fewer operand registers live.
     """
+    if TMA:  # the tile's first row and column (rows, cols: tile_indices)
+        acc = _product_tile_tma(acc, x_ptr, y_ptr, tl.min(rows, axis=0), tl.min(cols, axis=0), n, plane, BLOCK_K,
+                                PRECISION)
+    else:
+        acc = _product_tile_pointers(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+    return acc
+
+
+@triton.jit
+def _product_tile_pointers(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+    """`product_tile` with pointer loads (any n, any arch)."""
     ks = tl.arange(0, BLOCK_K)
     if PRECISION == "tf32x3":
         # Rows past n are wrapped back in, as in `_left_pointers`.
@@ -105,10 +171,23 @@ def product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr,
 
 
 @triton.jit
-def mirror_product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+def mirror_product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr,
+                        TMA: tl.constexpr = False):
     """acc + (X @ Y)[cols, rows]^T = acc + (Y^T X^T)[rows, cols]: the mirror tile, transposed,
     formed in this tile's layout from transposed loads (Y^T[r, k] = Y[k, r], X^T[k, c] = X[c, k]),
     so it accumulates into the same registers as `product_tile`."""
+    if TMA:
+        acc = _mirror_product_tile_tma(acc, x_ptr, y_ptr, tl.min(rows, axis=0), tl.min(cols, axis=0), n, plane,
+                                       BLOCK_K, PRECISION)
+    else:
+        acc = _mirror_product_tile_pointers(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+    return acc
+
+
+@triton.jit
+def _mirror_product_tile_pointers(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr,
+                                  PRECISION: tl.constexpr):
+    """`mirror_product_tile` with pointer loads."""
     ks = tl.arange(0, BLOCK_K)
     left_offsets = ks[None, :] * n + (rows % n)[:, None]  # Y^T[rows, k]; wrapped as in `_left_pointers`
     right_offsets = (cols % n)[None, :] * n + ks[:, None]  # X^T[k, cols]
@@ -125,7 +204,7 @@ def mirror_product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.con
 
 @triton.jit
 def symmetric_part_tile(zeros, x_ptr, y_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K: tl.constexpr,
-                        PRECISION: tl.constexpr):
+                        PRECISION: tl.constexpr, TMA: tl.constexpr = False):
     """sym(X @ Y)[rows, cols] = (X Y[rows, cols] + X Y[cols, rows]^T) / 2, for a tile on or above the diagonal.
 
     For the coupled Newton–Schulz products (Y Z Y, Z Y Z): symmetric in exact arithmetic,
@@ -135,11 +214,11 @@ def symmetric_part_tile(zeros, x_ptr, y_ptr, rows, cols, diagonal_tile, n, plane
     The mirror tile is summed into the same accumulator (`mirror_product_tile`): one
     accumulator live rather than two (at 4 warps, two spilled).
     """
-    total = product_tile(zeros, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+    total = product_tile(zeros, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
     if diagonal_tile:  # its own mirror
         total = total + tl.trans(total)
     else:
-        total = mirror_product_tile(total, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
+        total = mirror_product_tile(total, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION, TMA)
     return 0.5 * total
 
 

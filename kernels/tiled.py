@@ -39,11 +39,13 @@ bucket through `tritonsqrt.tuning.cache`; `spaces.candidate_configs` is the spac
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
 
-from .launch import TILED_LAUNCH_OPTIONS, dot_precision, tuned_launch, tuning_key
+from .launch import TILED_LAUNCH_OPTIONS, descriptor_scratch, dot_precision, tuned_launch, tuning_key
 from .rounding import eps_halves, eps_value
 from .tables import coefficient_table  # noqa: F401 (tiled_path calls tiled.coefficient_table)
 from .tile_blocks import (load_block, norm_scalars, operand_plane, product_tile, step_norm, store_root, store_split,
@@ -51,7 +53,7 @@ from .tile_blocks import (load_block, norm_scalars, operand_plane, product_tile,
 from .chained import _lyapunov_chained_kernel, _newton_schulz_chained_kernel, chained_programs, zero_counters
 from .chained import counter_count  # noqa: F401 (tiled_path sizes the counters with it)
 from .step_tiles import newton_schulz_tile
-from .spaces import SM80_SHARED_MEMORY, SM90_SHARED_MEMORY, candidate_configs, shared_memory_per_block
+from .spaces import SM80_SHARED_MEMORY, SM90_SHARED_MEMORY, candidate_configs, offers_tma, shared_memory_per_block
 
 from tritonsqrt.constants import PRECISIONS, dtype_name as _dtype_name
 from tritonsqrt.tuning import cache as tuning
@@ -419,7 +421,8 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     precision = dot_precision(dtype_name, precision)
     on_gpu = like.device.type == "cuda"
     candidates = candidate_configs(space or kernel_name, n, dtype_name, precision, interpreter=not on_gpu,
-                                   shared_memory=shared_memory_per_block(like.device) if on_gpu else SM80_SHARED_MEMORY)
+                                   shared_memory=shared_memory_per_block(like.device) if on_gpu else SM80_SHARED_MEMORY,
+                                   tma=on_gpu and offers_tma(like.device))
     # n a multiple of 16 compiles differently (aligned rows): its own key.
     variant = variant + ("-n16" if n % 16 == 0 else "")
     key = tuning_key(tuning.size_bucket(n), dtype_name, precision, variant, tuning.batch_bucket(batch))
@@ -427,15 +430,17 @@ def _launch_tuned(kernel_name: str, variant: str, like: torch.Tensor, precision:
     def run(config):
         if kernel_name in CHAINED_KERNELS:  # both phases' programs on one axis
             grid = (chained_programs(kernel_name, n, batch, config["BLOCK"], config["SPLIT_PROGRAMS"], steps),)
-            placement = {"GROUP": config["GROUP"], "SPLIT_PROGRAMS": config["SPLIT_PROGRAMS"]}
+            placement = {"GROUP": config["GROUP"], "SPLIT_PROGRAMS": config["SPLIT_PROGRAMS"],
+                         "TMA": config.get("TMA", False)}
         else:
             grid = (triton.cdiv(n, config["BLOCK"]) ** 2 * batch, config["SPLIT_PROGRAMS"])
             placement = {"GROUP": config["GROUP"]}
             if kernel_name in SPLIT_KERNELS:
                 placement["SPLIT_PROGRAMS"] = config["SPLIT_PROGRAMS"]
-        kernel[grid](*args, **flags, **placement, PRECISION=precision, BLOCK=config["BLOCK"],
-                     BLOCK_K=config["BLOCK_K"], num_warps=config["num_warps"], num_stages=config["num_stages"],
-                     **TILED_LAUNCH_OPTIONS)
+        with descriptor_scratch() if config.get("TMA") and on_gpu else contextlib.nullcontext():
+            kernel[grid](*args, **flags, **placement, PRECISION=precision, BLOCK=config["BLOCK"],
+                         BLOCK_K=config["BLOCK_K"], num_warps=config["num_warps"], num_stages=config["num_stages"],
+                         **TILED_LAUNCH_OPTIONS)
 
     tuned_launch(f"tiled.{kernel_name}", kernel, key, candidates, run, like.device)
 
@@ -685,18 +690,22 @@ def compile_specs(n: int, dtype_name: str) -> list[dict]:
             flags_io = io if flags.get("UNSCALE", True) else compute
             for precision in PRECISIONS if dtype_name == "float32" else ("ieee",):
                 on_sm80 = candidate_configs(space, n, dtype_name, precision)
-                on_sm90 = candidate_configs(space, n, dtype_name, precision, shared_memory=SM90_SHARED_MEMORY)
+                on_sm90 = candidate_configs(space, n, dtype_name, precision, shared_memory=SM90_SHARED_MEMORY,
+                                            tma=True)
                 for config in on_sm80 + [c for c in on_sm90 if c not in on_sm80]:
                     if space == "newton_schulz_chained" and flags.get("UNSCALE") and config["SPLIT_PROGRAMS"] == 1:
                         continue  # an unsplit last step is the ends space's kernel (the same entries)
                     constexprs = dict(flags, BLOCK=config["BLOCK"], BLOCK_K=config["BLOCK_K"], PRECISION=precision)
                     constexprs["GROUP"] = config["GROUP"]
+                    if "TMA" in fn.arg_names:
+                        constexprs["TMA"] = config.get("TMA", False)
                     if "PARTIALS" in fn.arg_names:
                         constexprs["PARTIALS"] = triton.next_power_of_2(partial_count(n)) if flags.get("FIRST") else 1
                     split = ""
                     if kernel_name in SPLIT_KERNELS:
                         constexprs["SPLIT_PROGRAMS"] = config["SPLIT_PROGRAMS"]
                         split = f"SPLIT_PROGRAMS={config['SPLIT_PROGRAMS']}," if config["SPLIT_PROGRAMS"] > 1 else ""
+                        split += "TMA=1," if config.get("TMA") else ""
                     label = ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in flags.items())
                     specs.append({
                         "name": f"tiled.{kernel_name}[{label}{',' if label else ''}{split}BLOCK={config['BLOCK']},"

@@ -117,8 +117,10 @@ def test_tiled_report_covers_the_whole_autotune_space(rows, dtype_name):
         kernel_name = space.removesuffix("_ends")
         for precision in precisions:
             for n in TILED_SIZES:
-                for config in tiled_space.candidate_configs(space, n, dtype_name, precision, shared_memory=shared):
+                for config in tiled_space.candidate_configs(space, n, dtype_name, precision, shared_memory=shared,
+                                                            tma=arch == "sm_90"):
                     split = "SPLIT_PROGRAMS=2," if config["SPLIT_PROGRAMS"] == 2 else ""
+                    split += "TMA=1," if config.get("TMA") else ""
                     label = (f"{split}BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},GROUP={config['GROUP']},"
                              f"warps={config['num_warps']},stages={config['num_stages']},{precision}]")
                     assert any(name.startswith(f"tiled.{kernel_name}[") and name.endswith(label)
@@ -231,5 +233,5 @@ def test_no_candidate_is_narrower_in_k_than_the_installed_triton_compiles():
             for precision in tiled.PRECISIONS if dtype_name == "float32" else ("ieee",):
                 for n in (130, 4096):
                     for config in tiled_space.candidate_configs(kernel_name, n, dtype_name, precision,
-                                                                shared_memory=tiled_space.SM90_SHARED_MEMORY):
+                                                                shared_memory=tiled_space.SM90_SHARED_MEMORY, tma=True):
                         assert config["BLOCK_K"] >= tiled_space.MIN_BLOCK_K, (kernel_name, precision, n, config)

@@ -191,6 +191,40 @@ def test_sass_loops_and_columns():
     assert sass.category("HFMA2.MMA") == "other"  # a move on the MMA pipe, not a tensor-core product
 
 
+# A TMA K loop: its wait on the mbarrier retried out of line, after the exit (a detour that
+# returns to just after where it left), then a loop whose body ptxas moved out of line.
+DETOUR_LISTING = """
+        /*0000*/                   LDC R1, c[0x0][0x28] ;
+        /*0010*/                   SYNCS.PHASECHK.TRANS64.TRYWAIT P1, [UR4], R3 ;
+        /*0020*/              @!P1 BRA 0xa0 ;
+        /*0030*/                   HGMMA.64x32x8.F32.TF32 R24, gdesc[UR4], R24 ;
+        /*0040*/               @P2 BRA 0x10 ;
+        /*0050*/               @P3 BRA 0xd0 ;
+        /*0060*/                   STS.64 [R1], R2 ;
+        /*0070*/                   EXIT ;
+        /*0080*/                   BRA 0x80 ;
+        /*0090*/                   NOP ;
+        /*00a0*/                   SYNCS.PHASECHK.TRANS64.TRYWAIT P1, [UR4], R3 ;
+        /*00b0*/              @!P1 BRA 0xa0 ;
+        /*00c0*/                   BRA 0x30 ;
+        /*00d0*/                   FFMA R5, R2, R5, R2 ;
+        /*00e0*/                   BRA 0x50 ;
+"""
+
+
+def test_a_detour_is_no_loop_and_an_out_of_line_body_is():
+    from tritonsqrt.kernels import sass
+
+    instructions = sass.parse(DETOUR_LISTING)
+    # from the padding after the exit to the jump back; entered from 0x20, before the 0x30 it returns to
+    assert sass.detours(instructions) == [(0x90, 0xc0)]
+    loops = sass.find_loops(instructions)
+    # the K loop; the out-of-line body [0xd0, 0xe0] returns to 0x50, the branch that enters it:
+    # a loop, spanning what lies between (the loop head's range, as ptxas laid it out)
+    assert [(loop.start, loop.end) for loop in loops] == [(0x10, 0x40), (0x50, 0xe0)]
+    assert not loops[0].children and instructions[2].guarded and not instructions[3].guarded
+
+
 # ---------------------------------------------------------------------------------------
 # Occupancy: the CUDA occupancy calculator's rule, worked by hand
 

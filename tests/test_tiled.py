@@ -285,6 +285,48 @@ def test_the_gpu_default_tilings_compute_the_torch_path(monkeypatch, tiling):
     _assert_roots_and_gradients_are_the_torch_paths(1, 80, seed=11)
 
 
+@pytest.mark.parametrize("precision", tiled.PRECISIONS)
+def test_tma_loads_are_the_pointer_loads_bit_for_bit(monkeypatch, precision):
+    """The chained kernels' TMA entries (sm_90: operand tiles through tensor descriptors made in
+    the kernel, zero past the matrix) sum the same products in the same order as the pointer loads
+    (rows past n wrapped in, K masked): both roots, the saved roots and both gradients equal bit for
+    bit, at every precision (tf32x3 through its high and low planes). n = 96: a multiple of 16, as
+    the entries are offered, with a ragged second tile row and column."""
+    n, batch = 96, 2
+    a = spd_with_condition(batch, n, 10.0, seed=41)
+    g_sqrt, g_inv = random_symmetric(batch, n, seed=42), random_symmetric(batch, n, seed=43)
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, precision=precision, **SETTINGS)
+    results = []
+    for tma in (0, 1):
+        monkeypatch.setattr(tiled_space, "INTERPRETER_SPACE", ((64, 16, 8, 1, 1, 2, tma),))
+        forward = tiled_path.roots_forward(a, plan, True, True, True)
+        results.append((forward[0], forward[1], tiled_path.roots_backward(plan, forward[2], g_sqrt, g_inv)))
+    (sqrt_ptr, inv_ptr, grad_ptr), (sqrt_tma, inv_tma, grad_tma) = results
+    assert torch.equal(sqrt_tma, sqrt_ptr) and torch.equal(inv_tma, inv_ptr) and torch.equal(grad_tma, grad_ptr)
+    assert bool(torch.isfinite(grad_tma).all())
+    if precision == "ieee":  # and both the torch path's (the other precisions: tests/test_precision_emulation.py)
+        assert _rel(inv_tma, torch_path.roots_forward(a, plan, True, True, True)[1]) <= 1e-5
+
+
+def test_tma_entries_are_offered_on_sm90_at_aligned_n_only():
+    """TMA entries only where asked (an sm_90 device) and n is a multiple of 16, only to the
+    chained kernels, and never to a configuration cached before they existed (no TMA key)."""
+    for precision, kernel_name in tuple(tiled_space.TMA_FIRST) + tuple(tiled_space.TMA_LAST):
+        offered = tiled_space.candidate_configs(kernel_name, 256, "float32", precision,
+                                                shared_memory=tiled_space.SM90_SHARED_MEMORY, tma=True)
+        with_tma = [config for config in offered if config.get("TMA")]
+        assert with_tma and all(config["SPLIT_PROGRAMS"] == 2 for config in with_tma)
+        assert (offered[0].get("TMA") is True) == ((precision, kernel_name) in tiled_space.TMA_FIRST)
+        assert all("TMA" not in config for config in offered if config not in with_tma)
+        for n, tma in ((250, True), (256, False)):
+            assert not any(config.get("TMA") for config in tiled_space.candidate_configs(
+                kernel_name, n, "float32", precision, shared_memory=tiled_space.SM90_SHARED_MEMORY, tma=tma))
+    for kernel_name in ("product", "power_step", "newton_schulz_step_ends"):
+        assert not any("TMA" in config for config in tiled_space.candidate_configs(
+            kernel_name, 256, "float32", "tf32", shared_memory=tiled_space.SM90_SHARED_MEMORY, tma=True))
+    assert not tiled_space.offers_tma(torch.device("cpu"))
+
+
 def test_half_precision_strided_input_with_eps():
     n = 70
     # float16, not bfloat16: the interpreter truncates float32 -> bfloat16 casts (a GPU rounds to
@@ -373,8 +415,11 @@ def test_compile_specs_cover_the_autotune_space():
         for precision in tiled.PRECISIONS:
             configs = tiled_space.candidate_configs(space, n, "float32", precision)
             assert configs
+            configs += tiled_space.candidate_configs(space, n, "float32", precision,
+                                                     shared_memory=tiled_space.SM90_SHARED_MEMORY, tma=True)
             for config in configs:
                 split = "SPLIT_PROGRAMS=2," if config["SPLIT_PROGRAMS"] == 2 else ""
+                split += "TMA=1," if config.get("TMA") else ""
                 placement = f"GROUP={config['GROUP']},"
                 tile = f"{split}BLOCK={config['BLOCK']},BLOCK_K={config['BLOCK_K']},{placement}"
                 launch = f"warps={config['num_warps']},stages={config['num_stages']},{precision}]"
