@@ -96,23 +96,22 @@ ALIGNED_FIRST = {
 # TMA (sm_90, issue #13 item 2): entries whose product loops load their operand tiles through
 # tensor descriptors made in the kernel (`tile_blocks._descriptor`: the chained kernels pick their
 # matrices per step by pointer, so a descriptor made on the host could not follow), a seventh
-# entry 1. Offered on sm_90 where n is a multiple of 16 (TMA wants 16-byte aligned rows and bases;
-# such n also have their own tuning key). No address tiles or masks in the loop: fewer instructions
-# and registers. Modeled H100 cycles per 64x64 product, n = 1024 (docs/large-and-tuning.md, "TMA"):
-# tf32 Newton–Schulz 6560 -> 4432, Lyapunov 8896 -> 6848 (issue-bound before, so first); tf32x3
-# stays tensor-bound at 13296 either way (issue 7936 -> 7040), so its TMA entries come last, for
-# the tuner to time on the GPU; ieee (FFMA from shared memory) gains nothing and takes none.
-# Lyapunov tf32 takes BLOCK_K 32 with TMA (138 registers; 6848 -> 4432 cycles, tensor-bound).
+# entry 1. Put first on sm_90 where n is a multiple of 16 (TMA wants 16-byte aligned rows and
+# bases; such n also have their own tuning key). No address tiles or masks in the loop: fewer
+# instructions and registers. Modeled H100 cycles per 64x64 product at n = 1024
+# (docs/large-and-tuning.md, "TMA"): tf32 Newton–Schulz 6560 -> 4432 and Lyapunov 8896 -> 4432
+# (its TMA entry fits at BLOCK_K 32: 138 registers), both now tensor-bound; tf32x3 stays
+# tensor-bound at 13296 (issue 7936 -> 7040 a product), B = 32, n = 256 forward+backward
+# 687 -> 676 us from the instructions outside the loops. ieee (FFMA from shared memory) gains
+# nothing and takes none. On Triton 3.6 the tf32x3 ones spill 16-56 bytes at 255 registers
+# (BLOCK_K 16 or 32), as its pointer entries there do (docs/compile-report.md): from 3.9 on only.
 TMA_FIRST = {
     ("tf32", "newton_schulz_chained"): ((64, 32, 8, 4, 2, 2, 1),),
     ("tf32", "lyapunov_chained"): ((64, 32, 8, 4, 2, 2, 1),),
+    **({("tf32x3", "newton_schulz_chained"): ((64, 32, 8, 4, 2, 2, 1),),
+        ("tf32x3", "lyapunov_chained"): ((64, 32, 8, 4, 2, 2, 1),)}
+       if version_tuple(triton.__version__) >= (3, 9) else {}),
 }
-# On Triton 3.6 the tf32x3 ones spill 16-56 bytes at 255 registers (BLOCK_K 16 or 32), as its
-# pointer entries there do (docs/compile-report.md): offered from 3.9 on, where they fit.
-TMA_LAST = {
-    ("tf32x3", "newton_schulz_chained"): ((64, 32, 8, 4, 2, 2, 1),),
-    ("tf32x3", "lyapunov_chained"): ((64, 32, 8, 4, 2, 2, 1),),
-} if version_tuple(triton.__version__) >= (3, 9) else {}
 # The narrowest K a `tl.dot` of 32-bit operands takes on the installed Triton (its NVIDIA backend's
 # `min_dot_size`): 8 from 3.9 on, 16 before (3.6, the GPU image, asserts K >= 16 at compile time).
 MIN_BLOCK_K = 8 if version_tuple(triton.__version__) >= (3, 9) else 16
@@ -151,7 +150,7 @@ def candidate_configs(kernel_name: str, n: int, dtype_name: str, precision: str 
         if n % 16 == 0 and dtype_name == "float32":
             space = ALIGNED_FIRST.get((precision, kernel_name), ()) + space
             if tma:
-                space = TMA_FIRST.get((precision, kernel_name), ()) + space + TMA_LAST.get((precision, kernel_name), ())
+                space = TMA_FIRST.get((precision, kernel_name), ()) + space
         space = tuple(entry for entry in space if entry[1] >= MIN_BLOCK_K)
     # tf32x3 loads each operand tile as its two TF32 planes (split once, when stored).
     planes = 2 if precision == "tf32x3" and dtype_name == "float32" else 1
@@ -311,12 +310,23 @@ def tensor_core_archs(table: dict, n: int, dtype_name: str, precision: str) -> t
     return table.get(triton.next_power_of_2(n), ())
 
 
-# Whether the installed Triton makes tensor descriptors in a kernel (3.4 and later, 3.6 included).
-DEVICE_DESCRIPTORS = hasattr(triton.language, "make_tensor_descriptor")
+def _device_descriptors() -> bool:
+    """Whether the installed Triton makes tensor descriptors in a kernel (3.4 and later, 3.6
+    included) and keeps its scratch allocator where `launch.descriptor_scratch` can set it for one
+    launch (a context variable, 3.6 to 3.9); without either no TMA entry is offered."""
+    try:
+        from triton.runtime import _allocation
+    except ImportError:
+        return False
+    return hasattr(triton.language, "make_tensor_descriptor") and hasattr(_allocation, "_allocator") and \
+        hasattr(_allocation, "NullAllocator")
+
+
+DEVICE_DESCRIPTORS = _device_descriptors()
 
 
 def offers_tma(device: torch.device) -> bool:
-    """Whether the TMA entries (`TMA_FIRST`, `TMA_LAST`) are offered on this device: sm_90, the one
+    """Whether the TMA entries (`TMA_FIRST`) are offered on this device: sm_90, the one
     arch they were compiled and checked for, with a Triton that makes descriptors in the kernel."""
     return DEVICE_DESCRIPTORS and arch_name(device) == "sm_90"
 

@@ -100,6 +100,44 @@ def test_chained_steps_with_more_programs_than_the_gpu_holds():
     assert rel(grad_ours, torch_path.roots_backward(plan, ref[2], grad, None)) <= 1e-4
 
 
+@pytest.mark.parametrize("precision", ["tf32", "tf32x3"])
+def test_tma_entries_compute_what_the_pointer_entries_do(monkeypatch, tmp_path, precision):
+    """On sm_90 at n a multiple of 16 the chained kernels' first entries load through TMA
+    descriptors made in the kernel (`spaces.TMA_FIRST`, scratch from `launch.descriptor_scratch`):
+    roots and gradient as with the pointer entries (the same tiles, products and order), within
+    float32 rounding, and the TMA launches replay from a CUDA graph."""
+    from tritonsqrt.kernels import spaces, tiled
+    from tritonsqrt.paths import tiled_path
+    from tritonsqrt.plan import Plan
+    from tritonsqrt.tuning import cache as tuning
+
+    if not spaces.offers_tma(torch.device("cuda")) or (precision, "lyapunov_chained") not in spaces.TMA_FIRST:
+        pytest.skip("TMA entries: sm_90, and for tf32x3 Triton >= 3.9")
+    monkeypatch.setenv("TRITONSQRT_TUNE", "0")  # each run takes its first candidate
+    monkeypatch.setenv("TRITONSQRT_CACHE_DIR", str(tmp_path))
+    n = 256
+    a = spd_with_condition(4, n, 100.0, seed=5, device="cuda")
+    grad = random_symmetric(4, n, seed=6, device="cuda")
+    plan = Plan(method="scaled_ns", compute_dtype=torch.float32, n=n, precision=precision)
+    runs = []
+    for tma in (False, True):
+        tuning.clear_memory()
+        monkeypatch.setattr(tiled, "offers_tma", lambda device, tma=tma: tma)
+        forward = tiled_path.roots_forward(a, plan, True, True, True)
+        runs.append((forward[1], tiled_path.roots_backward(plan, forward[2], None, grad)))
+    rel = lambda x, y: float((x - y).norm() / y.norm())  # noqa: E731
+    (inv_ptr, grad_ptr), (inv_tma, grad_tma) = runs
+    assert rel(inv_tma, inv_ptr) <= 1e-6 and rel(grad_tma, grad_ptr) <= 1e-6
+    tiled_path.roots_forward(a, plan, False, True, False)  # compile this flag set before the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = tiled_path.roots_forward(a, plan, False, True, False)[1]
+    graph.replay()
+    torch.cuda.synchronize()
+    assert rel(captured, inv_tma) <= 1e-6
+
+
 def test_torch_compile_inductor_fullgraph():
     a = spd_with_condition(16, 48, 100.0, device="cuda").requires_grad_(True)
     compiled = torch.compile(lambda x: ts.sqrtm(x).sum(), fullgraph=True)

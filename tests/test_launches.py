@@ -32,3 +32,28 @@ def test_one_launch_forward_one_backward_and_no_torch_products(method):
         return
     assert backward.launches == 1, backward.names
     assert torch_ops_backward.matmuls == torch_ops_backward.linalg == 0, torch_ops_backward.names
+
+
+def test_descriptor_scratch_sets_an_allocator_for_the_launch_only():
+    """TMA launches make their descriptors in global scratch from Triton's allocator
+    (`launch.descriptor_scratch`): one backed by torch inside the block where none is set, the
+    caller's own where one is, and the process's setting as it was afterwards."""
+    from triton.runtime import _allocation
+
+    from tritonsqrt.kernels.launch import _scratch, descriptor_scratch
+
+    assert isinstance(_allocation._allocator.get(), _allocation.NullAllocator)
+    with descriptor_scratch():
+        assert _allocation._allocator.get() is _scratch
+    assert isinstance(_allocation._allocator.get(), _allocation.NullAllocator)
+
+    def mine(size, alignment, stream):
+        return None
+
+    token = _allocation._allocator.set(mine)
+    try:
+        with descriptor_scratch():
+            assert _allocation._allocator.get() is mine
+        assert _allocation._allocator.get() is mine
+    finally:
+        _allocation._allocator.reset(token)
