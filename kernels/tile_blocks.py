@@ -74,56 +74,61 @@ def _presplit_dot(acc, x_ptr, y_ptr, x_offsets, y_offsets, in_k, plane):
 
 
 @triton.jit
-def _descriptor(base, n, BLOCK_ROWS: tl.constexpr, BLOCK_COLS: tl.constexpr):
-    """A TMA descriptor of the n x n row-major matrix at base, loading BLOCK_ROWS x BLOCK_COLS
-    blocks, zero outside the matrix (so no masks, no wrapped rows). Made in the kernel, as the
-    chained kernels pick their matrices per step by pointer (16-byte aligned base and rows:
-    `descriptor_loads_fit`)."""
-    return tl.make_tensor_descriptor(base, shape=[n, n], strides=[n, 1], block_shape=[BLOCK_ROWS, BLOCK_COLS])
+def _descriptor(base, n, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, K_FIRST: tl.constexpr):
+    """A TMA descriptor of the n x n row-major matrix at base, loading BLOCK_K x BLOCK blocks
+    (K_FIRST: a right operand's, Y[k, cols]) or BLOCK x BLOCK_K ones (X[rows, k]), zero outside
+    the matrix (so no masks, no wrapped rows). Made in the kernel, as the chained kernels pick their
+    matrices per step by pointer; TMA wants a 16-byte aligned base and rows (`spaces.TMA_FIRST`)."""
+    if K_FIRST:
+        descriptor = tl.make_tensor_descriptor(base, shape=[n, n], strides=[n, 1], block_shape=[BLOCK_K, BLOCK])
+    else:
+        descriptor = tl.make_tensor_descriptor(base, shape=[n, n], strides=[n, 1], block_shape=[BLOCK, BLOCK_K])
+    return descriptor
+
+
+@triton.jit
+def _descriptor_tile(descriptor, first, k_start, K_FIRST: tl.constexpr, TRANSPOSE: tl.constexpr):
+    """A K step's block of a `_descriptor`: at [k_start, first] (K_FIRST) or [first, k_start],
+    transposed with TRANSPOSE (in shared memory: the MMA reads it as the other major order)."""
+    if K_FIRST:
+        tile = descriptor.load([k_start, first])
+    else:
+        tile = descriptor.load([first, k_start])
+    if TRANSPOSE:
+        tile = tl.trans(tile)
+    return tile
 
 
 @triton.jit
 def _product_tile_tma(acc, x_ptr, y_ptr, row_start, col_start, n, plane, BLOCK_K: tl.constexpr,
-                      PRECISION: tl.constexpr):
-    """`product_tile` with its operand tiles brought to shared memory by the TMA unit (sm_90)."""
+                      PRECISION: tl.constexpr, MIRROR: tl.constexpr):
+    """`product_tile` (MIRROR: `mirror_product_tile`) with its operand tiles brought to shared
+    memory by the TMA unit (sm_90). The mirror's left operand Y^T[rows, k] is the block Y[k, rows]
+    transposed, its right X^T[k, cols] the block X[cols, k] transposed."""
     BLOCK: tl.constexpr = acc.shape[0]
-    if PRECISION == "tf32x3":
-        x_high = _descriptor(x_ptr + plane, n, BLOCK, BLOCK_K)
-        x_low = _descriptor(x_ptr + 2 * plane, n, BLOCK, BLOCK_K)
-        y_high = _descriptor(y_ptr + plane, n, BLOCK_K, BLOCK)
-        y_low = _descriptor(y_ptr + 2 * plane, n, BLOCK_K, BLOCK)
-        for k_start in range(0, n, BLOCK_K):
-            acc = split_dot_into(x_high.load([row_start, k_start]), x_low.load([row_start, k_start]),
-                                 y_high.load([k_start, col_start]), y_low.load([k_start, col_start]), acc, "tf32x3")
+    if MIRROR:
+        left_ptr, right_ptr = y_ptr, x_ptr
     else:
-        x_tiles = _descriptor(x_ptr, n, BLOCK, BLOCK_K)
-        y_tiles = _descriptor(y_ptr, n, BLOCK_K, BLOCK)
+        left_ptr, right_ptr = x_ptr, y_ptr
+    LEFT_K_FIRST: tl.constexpr = MIRROR
+    RIGHT_K_FIRST: tl.constexpr = not MIRROR
+    if PRECISION == "tf32x3":  # the high and low planes (`store_split`)
+        left_high = _descriptor(left_ptr + plane, n, BLOCK, BLOCK_K, LEFT_K_FIRST)
+        left_low = _descriptor(left_ptr + 2 * plane, n, BLOCK, BLOCK_K, LEFT_K_FIRST)
+        right_high = _descriptor(right_ptr + plane, n, BLOCK, BLOCK_K, RIGHT_K_FIRST)
+        right_low = _descriptor(right_ptr + 2 * plane, n, BLOCK, BLOCK_K, RIGHT_K_FIRST)
         for k_start in range(0, n, BLOCK_K):
-            acc = tl.dot(x_tiles.load([row_start, k_start]), y_tiles.load([k_start, col_start]), acc,
+            acc = split_dot_into(_descriptor_tile(left_high, row_start, k_start, LEFT_K_FIRST, MIRROR),
+                                 _descriptor_tile(left_low, row_start, k_start, LEFT_K_FIRST, MIRROR),
+                                 _descriptor_tile(right_high, col_start, k_start, RIGHT_K_FIRST, MIRROR),
+                                 _descriptor_tile(right_low, col_start, k_start, RIGHT_K_FIRST, MIRROR), acc, "tf32x3")
+    else:
+        left = _descriptor(left_ptr, n, BLOCK, BLOCK_K, LEFT_K_FIRST)
+        right = _descriptor(right_ptr, n, BLOCK, BLOCK_K, RIGHT_K_FIRST)
+        for k_start in range(0, n, BLOCK_K):
+            acc = tl.dot(_descriptor_tile(left, row_start, k_start, LEFT_K_FIRST, MIRROR),
+                         _descriptor_tile(right, col_start, k_start, RIGHT_K_FIRST, MIRROR), acc,
                          input_precision=PRECISION, out_dtype=acc.dtype)
-    return acc
-
-
-@triton.jit
-def _mirror_product_tile_tma(acc, x_ptr, y_ptr, row_start, col_start, n, plane, BLOCK_K: tl.constexpr,
-                             PRECISION: tl.constexpr):
-    """`mirror_product_tile` with TMA loads: Y[k, rows] and X[cols, k] blocks, transposed in shared memory."""
-    BLOCK: tl.constexpr = acc.shape[0]
-    if PRECISION == "tf32x3":
-        y_high = _descriptor(y_ptr + plane, n, BLOCK_K, BLOCK)
-        y_low = _descriptor(y_ptr + 2 * plane, n, BLOCK_K, BLOCK)
-        x_high = _descriptor(x_ptr + plane, n, BLOCK, BLOCK_K)
-        x_low = _descriptor(x_ptr + 2 * plane, n, BLOCK, BLOCK_K)
-        for k_start in range(0, n, BLOCK_K):
-            acc = split_dot_into(tl.trans(y_high.load([k_start, row_start])), tl.trans(y_low.load([k_start, row_start])),
-                                 tl.trans(x_high.load([col_start, k_start])), tl.trans(x_low.load([col_start, k_start])),
-                                 acc, "tf32x3")
-    else:
-        y_tiles = _descriptor(y_ptr, n, BLOCK_K, BLOCK)
-        x_tiles = _descriptor(x_ptr, n, BLOCK, BLOCK_K)
-        for k_start in range(0, n, BLOCK_K):
-            acc = tl.dot(tl.trans(y_tiles.load([k_start, row_start])), tl.trans(x_tiles.load([col_start, k_start])),
-                         acc, input_precision=PRECISION, out_dtype=acc.dtype)
     return acc
 
 
@@ -140,7 +145,7 @@ def product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.constexpr,
     """
     if TMA:  # the tile's first row and column (rows, cols: tile_indices)
         acc = _product_tile_tma(acc, x_ptr, y_ptr, tl.min(rows, axis=0), tl.min(cols, axis=0), n, plane, BLOCK_K,
-                                PRECISION)
+                                PRECISION, False)
     else:
         acc = _product_tile_pointers(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
     return acc
@@ -177,8 +182,8 @@ def mirror_product_tile(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K: tl.con
     formed in this tile's layout from transposed loads (Y^T[r, k] = Y[k, r], X^T[k, c] = X[c, k]),
     so it accumulates into the same registers as `product_tile`."""
     if TMA:
-        acc = _mirror_product_tile_tma(acc, x_ptr, y_ptr, tl.min(rows, axis=0), tl.min(cols, axis=0), n, plane,
-                                       BLOCK_K, PRECISION)
+        acc = _product_tile_tma(acc, x_ptr, y_ptr, tl.min(rows, axis=0), tl.min(cols, axis=0), n, plane, BLOCK_K,
+                                PRECISION, True)
     else:
         acc = _mirror_product_tile_pointers(acc, x_ptr, y_ptr, rows, cols, n, plane, BLOCK_K, PRECISION)
     return acc
