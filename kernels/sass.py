@@ -8,8 +8,9 @@ closes a loop spanning [target, branch]. Loops nest by address range (the compil
 loop body out contiguously). Except a detour (`detours`): ptxas moves the retry of a wait
 (an mbarrier try-wait that a TMA load or a wgmma pipeline arms) out of line, after the
 kernel's exit, and jumps back from it to just after where it left; that jump spans most of
-the kernel but closes no loop, and the retry loop inside it is a wait, not work. A loop's own mix counts the instructions in its range that are
-not inside a nested loop; `weighted_mix` multiplies each nested loop by a trip count.
+the kernel but closes no loop, and the retry loop inside it is a wait, not work. A loop's own
+mix counts the instructions in its range that are not inside a nested loop; `weighted_mix`
+multiplies each nested loop by a trip count.
 ptxas may unroll a loop (an FMA loop of unknown trip count becomes a 4x body plus a
 remainder); the counts are of the code as compiled, unrolled or not.
 """
@@ -98,7 +99,7 @@ def detours(instructions: list[Instruction]) -> list[tuple[int, int]]:
             continue
         start, end = instructions[first].address, ins.address
         entries = [source for source, target in branches if start <= target <= end and not start <= source <= end]
-        if entries and first > 0 and instructions[first - 1].ends_flow() and all(source < back for source in entries):
+        if entries and first > 0 and all(source < back for source in entries):
             spans.append((start, end))
     return spans
 

@@ -7,6 +7,9 @@ Split roles (SPLIT_PROGRAMS = 2): a two-result step may form its results in two 
 than two, which is what lets 64-wide tiles at 4 warps (one warpgroup: full-width wgmma on sm_90)
 fit without spilling. The roles differ only in their operand pointers, chosen per program, so
 one product loop is compiled, not two behind a branch (that spilled 300-350 bytes).
+
+TMA (the chained kernels' sm_90 entries, `spaces.TMA_FIRST`): the product loops load their operand
+tiles through tensor descriptors made from the pointers the step chose (`tile_blocks.product_tile`).
 """
 
 import triton
@@ -90,7 +93,8 @@ def newton_schulz_tile(
         if UPDATE_Z and not FIRST:
             # T Z = a Z + b M Z, in this order: Z M = Z Z Y equals it only in exact arithmetic,
             # and that form loses the coupled iteration's stability (7.7e-3 after 12 steps).
-            acc_z = symmetric_part_tile(zeros, m_ptr, z_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K, PRECISION, TMA)
+            acc_z = symmetric_part_tile(zeros, m_ptr, z_ptr, rows, cols, diagonal_tile, n, plane, BLOCK_K, PRECISION,
+                                        TMA)
 
         # Y' is stored before Z' is formed, so that few tiles are live at once.
         if UPDATE_Y:
