@@ -325,6 +325,16 @@ def test_tma_entries_are_offered_on_sm90_at_aligned_n_only():
         assert not any("TMA" in config for config in tiled_space.candidate_configs(
             kernel_name, 256, "float32", "tf32", shared_memory=tiled_space.SM90_SHARED_MEMORY, tma=True))
     assert not tiled_space.offers_tma(torch.device("cpu"))
+
+
+def test_tma_is_offered_on_sm90_unless_turned_off(monkeypatch):
+    """`offers_tma`: an sm_90 device takes the TMA entries, another arch does not, and
+    TRITONSQRT_TMA=0 turns them off (their descriptors' scratch is per program)."""
+    archs = {0: "sm_90", 1: "sm_80"}
+    monkeypatch.setattr(tiled_space, "arch_name", lambda device: archs[device.index])
+    assert tiled_space.offers_tma(torch.device("cuda", 0)) and not tiled_space.offers_tma(torch.device("cuda", 1))
+    monkeypatch.setenv("TRITONSQRT_TMA", "0")
+    assert not tiled_space.offers_tma(torch.device("cuda", 0))
     assert tiled_space.DEVICE_DESCRIPTORS  # Triton 3.6 (the GPU image) and 3.9 both make them in a kernel
 
 
