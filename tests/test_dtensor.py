@@ -77,6 +77,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             except ValueError as error:
                 errors[key] = str(error)
         torch.save({"seen": seen, "errors": errors}, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # both ranks done before gloo is torn down (tests/test_sync_decorrelated_batch_norm.py)
     finally:
         dist.destroy_process_group()
 

@@ -59,6 +59,9 @@ def _worker(rank, port, folder):
         start = sum(shape[0] for shape in SHAPES[:rank])
         shard = slice(start, start + SHAPES[rank][0])
         torch.save(run(layer, x[shard], upstream[shard]), os.path.join(folder, f"rank{rank}.pt"))
+        # Both ranks done before either tears gloo down: a rank that leaves first can abort the
+        # other's connection threads ("terminate called without an active exception", seen once in CI).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
